@@ -1,0 +1,280 @@
+//! The command line: `twin` opens the TUI, `twin --batch COMMAND` runs headless.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::batch::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, print_stdout};
+use crate::config::{self, ConfigError, Loaded};
+use crate::paths::Paths;
+use crate::status::StatusReport;
+use crate::store::Store;
+use crate::{doctor, logging, tui};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "twin",
+    about = "A digital twin of you, built from your own history, running entirely on this machine",
+    long_about = "twin turns your exported chats, mail and notes into a twin you talk to in the terminal.\n\nWith no command it opens the terminal UI. `twin --batch COMMAND` runs a job headless: JSON lines on stdout, progress on stderr; exit 0 on success, 1 when the job fails, 2 on bad usage.",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Run headless: one JSON object per line on stdout, progress on stderr
+    #[arg(long, global = true)]
+    pub batch: bool,
+
+    /// Put config, data, state and logs under DIR instead of the XDG folders
+    #[arg(long, global = true, env = "TWIN_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print the version and the folders twin uses
+    #[arg(short = 'V', long)]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store counts, models found and folders
+    Status,
+    /// The effective configuration: every key, its value, default and where it came from
+    Config {
+        /// Print a commented config.toml with every key at its default
+        #[arg(long)]
+        template: bool,
+    },
+    /// Check folders, config, store, models, keymap, theme and terminal, and say how to fix problems
+    Doctor,
+    /// Print a shell completion script (e.g. `twin completions bash > ~/.local/share/bash-completion/completions/twin`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (e.g. `twin man | man -l -`)
+    Man,
+}
+
+/// Parse the command line and run; returns the process exit code.
+pub fn main() -> i32 {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return EXIT_USAGE;
+        }
+    };
+    let home_from_env = matches.value_source("home") == Some(ValueSource::EnvVariable);
+    run(cli, home_from_env)
+}
+
+fn run(cli: Cli, home_from_env: bool) -> i32 {
+    let output = if cli.batch {
+        Output::Json
+    } else {
+        Output::Human
+    };
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "twin", &mut script);
+            print_stdout(&String::from_utf8_lossy(&script));
+            return EXIT_OK;
+        }
+        Some(Command::Man) => {
+            let mut page = Vec::new();
+            return match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    print_stdout(&String::from_utf8_lossy(&page));
+                    EXIT_OK
+                }
+                Err(e) => fail(output, "man", &e.to_string()),
+            };
+        }
+        _ => {}
+    }
+
+    let paths = match Paths::resolve(cli.home.as_deref(), home_from_env) {
+        Ok(p) => p,
+        Err(e) => return usage(output, &e.to_string()),
+    };
+    let env = |var: &str| std::env::var(var).ok();
+    let config = config::load(&paths.config_file(), &env);
+
+    if cli.version {
+        print_version(&paths, config.as_ref().ok());
+        return EXIT_OK;
+    }
+    if let Err(e) = paths.create_all() {
+        return fail(
+            output,
+            "twin",
+            &format!(
+                "cannot create twin's folders under {}: {e}; choose another place with --home DIR",
+                paths.data_dir.display()
+            ),
+        );
+    }
+
+    let command = match cli.command {
+        Some(c) => c,
+        None if cli.batch => {
+            return usage(
+                output,
+                "--batch needs a command: status, config or doctor (`twin --help` lists them)",
+            );
+        }
+        None => return run_tui(paths, config),
+    };
+    let kind = command_name(&command);
+    if let Command::Doctor = command {
+        init_stderr_log(config.as_ref().ok());
+        return batch::run(output, kind, "checking twin's setup", move |_| {
+            Ok(doctor::run(&paths, &config, &doctor::TermInfo::detect()))
+        });
+    }
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => return config_error(output, kind, &e),
+    };
+    init_stderr_log(Some(&config));
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    match command {
+        Command::Status => batch::run(output, kind, "reading the store", move |_| {
+            let store = Store::open(&paths.store_dir())?;
+            Ok(StatusReport::gather(&paths, &config, &store)?)
+        }),
+        Command::Config { template: true } => {
+            print_stdout(&config::template());
+            EXIT_OK
+        }
+        Command::Config { template: false } => {
+            batch::run(output, kind, "reading the config", move |_| {
+                Ok(config::Report::from(&config))
+            })
+        }
+        Command::Doctor | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Status => "status",
+        Command::Config { .. } => "config",
+        Command::Doctor => "doctor",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
+    }
+}
+
+fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => return config_error(Output::Human, "twin", &e),
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return usage(
+            Output::Human,
+            "the TUI needs a terminal; for scripts use `twin --batch COMMAND`",
+        );
+    }
+    let _log_guard = logging::init(
+        logging::Sink::File(&paths.log_dir),
+        &config.config.log.filter,
+    );
+    tracing::info!(
+        "twin {} starting; folders from {}",
+        env!("CARGO_PKG_VERSION"),
+        paths.origin
+    );
+    let store = match Store::open(&paths.store_dir()) {
+        Ok(s) => s,
+        Err(e) => return fail(Output::Human, "twin", &e.to_string()),
+    };
+    match tui::run(paths.clone(), config, store) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            fail(
+                Output::Human,
+                "twin",
+                &format!("{e:#} (log: {})", paths.log_dir.join("twin.log").display()),
+            )
+        }
+    }
+}
+
+fn init_stderr_log(config: Option<&Loaded>) {
+    let filter = config
+        .map(|c| c.config.log.filter.as_str())
+        .unwrap_or("info");
+    // Batch stdout is for JSON; logs go to stderr, quiet unless asked for.
+    let filter = if std::env::var_os("TWIN_LOG").is_some() {
+        filter
+    } else {
+        "warn"
+    };
+    logging::init(logging::Sink::Stderr, filter);
+}
+
+fn print_version(paths: &Paths, config: Option<&Loaded>) {
+    let models = config
+        .map(|c| c.models_dir(paths))
+        .unwrap_or_else(|| paths.default_models_dir());
+    print_stdout(&format!(
+        "twin {}\nconfig  {}\ndata    {}\nstate   {}\nlogs    {}\nmodels  {}\n(folders from {})\n",
+        env!("CARGO_PKG_VERSION"),
+        paths.config_dir.display(),
+        paths.data_dir.display(),
+        paths.state_dir.display(),
+        paths.log_dir.display(),
+        models.display(),
+        paths.origin
+    ));
+}
+
+fn config_error(output: Output, kind: &str, e: &ConfigError) -> i32 {
+    if output == Output::Json {
+        print_failed(kind, &e.to_string());
+    }
+    eprintln!("twin: {e}");
+    EXIT_USAGE
+}
+
+fn usage(output: Output, msg: &str) -> i32 {
+    if output == Output::Json {
+        print_failed("twin", msg);
+    }
+    eprintln!("twin: {msg}");
+    EXIT_USAGE
+}
+
+fn fail(output: Output, kind: &str, msg: &str) -> i32 {
+    if output == Output::Json {
+        print_failed(kind, msg);
+    }
+    eprintln!("twin: {msg}");
+    EXIT_FAILED
+}
+
+/// A failure before any job started, in the same shape as a job's `failed` event.
+fn print_failed(kind: &str, msg: &str) {
+    print_stdout(&format!(
+        "{}\n",
+        serde_json::json!({"event": "failed", "job": kind, "error": msg})
+    ));
+}

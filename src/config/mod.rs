@@ -1,0 +1,573 @@
+//! `config.toml`: every key is declared once in [`KEYS`] with its type, default,
+//! documentation and optional environment override. Loading reports where each
+//! effective value came from; a malformed file is refused with file, line and
+//! column; an unknown key is a warning, never a crash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::diag::Diagnostic;
+
+/// What a key accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int { min: i64, max: i64 },
+    Choice(&'static [&'static str]),
+}
+
+/// One documented config key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// `section.name`.
+    pub key: &'static str,
+    pub kind: Kind,
+    /// The default as a TOML literal.
+    pub default: &'static str,
+    pub doc: &'static str,
+    /// An environment variable that overrides the file.
+    pub env: Option<&'static str>,
+}
+
+/// Every config key. Later modules add their sections here and to [`Config`].
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "ui.theme",
+        kind: Kind::Str,
+        default: "\"auto\"",
+        doc: "colour theme: auto (by terminal: truecolor/256 -> dark, 16 colours -> base16, NO_COLOR -> mono), dark, light, base16, mono, or the name of a theme file in <config>/themes/",
+        env: None,
+    },
+    KeySpec {
+        key: "ui.keymap",
+        kind: Kind::Str,
+        default: "\"default\"",
+        doc: "key bindings: default, vim, or the name of a keymap file in <config>/keymaps/ (a user file with a built-in's name overrides it per key)",
+        env: None,
+    },
+    KeySpec {
+        key: "ui.layout",
+        kind: Kind::Choice(&["auto", "grid", "single"]),
+        default: "\"auto\"",
+        doc: "pane layout: grid shows all four panes, single shows the focused one; auto picks grid when the terminal is at least 120x36",
+        env: None,
+    },
+    KeySpec {
+        key: "ui.mouse",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "capture the mouse (click a pane or tab to focus it); off keeps the terminal's own selection working",
+        env: None,
+    },
+    KeySpec {
+        key: "log.filter",
+        kind: Kind::Str,
+        default: "\"info\"",
+        doc: "tracing filter for the log file (e.g. \"debug\" or \"twin::store=trace\")",
+        env: Some("TWIN_LOG"),
+    },
+    KeySpec {
+        key: "models.dir",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "folder holding model files; empty means <data>/models",
+        env: Some("TWIN_MODELS_DIR"),
+    },
+    KeySpec {
+        key: "jobs.threads",
+        kind: Kind::Int { min: 0, max: 1024 },
+        default: "0",
+        doc: "threads for CPU-heavy jobs; 0 means all cores",
+        env: None,
+    },
+];
+
+/// The typed, effective configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub ui: UiConfig,
+    pub log: LogConfig,
+    pub models: ModelsConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    pub theme: String,
+    pub keymap: String,
+    pub layout: String,
+    pub mouse: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub threads: i64,
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Default,
+    File { path: PathBuf, line: usize },
+    Env { var: String },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Source::Env { var } => write!(f, "env {var}"),
+        }
+    }
+}
+
+/// One key's effective value, for `twin config`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub key: &'static str,
+    pub value: toml::Value,
+    pub default: toml::Value,
+    pub source: Source,
+    pub doc: &'static str,
+}
+
+/// A loaded configuration with its provenance and warnings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: PathBuf,
+    pub file_found: bool,
+    pub values: Vec<Resolved>,
+    /// Unknown keys and other non-fatal problems.
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "{0}\n  fix the line above in the config file, or move the file away to use the defaults"
+    )]
+    Invalid(Diagnostic),
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => Some(d),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+type Sections = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Value>>>;
+
+/// Load `file` (absent means all defaults), then apply environment overrides from `env`.
+pub fn load(file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+    let src = match std::fs::read_to_string(file) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: file.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    load_str(file, src.as_deref(), env)
+}
+
+/// Like [`load`] with the file's text given (`None`: no file).
+pub fn load_str(
+    file: &Path,
+    src: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    let mut from_file: BTreeMap<String, (toml::Value, usize)> = BTreeMap::new();
+    if let Some(src) = src {
+        let sections: Sections = toml::from_str(src).map_err(|e| {
+            let mut d = Diagnostic::from_toml(file, src, &e);
+            if d.message.contains("expected a map") {
+                d.message = format!("{}; config keys live in sections such as [ui]", d.message);
+            }
+            ConfigError::Invalid(d)
+        })?;
+        for (section, keys) in sections {
+            for (name, value) in keys {
+                let full = format!("{}.{}", section.get_ref(), name.get_ref());
+                let at = |msg: String| Diagnostic::at(file, src, Some(name.span()), msg);
+                match KEYS.iter().find(|k| k.key == full) {
+                    None => warnings.push(at(unknown_key_message(section.get_ref(), &full))),
+                    Some(spec) => {
+                        check_kind(spec, value.get_ref()).map_err(|msg| {
+                            ConfigError::Invalid(Diagnostic::at(file, src, Some(value.span()), msg))
+                        })?;
+                        let (line, _) = crate::diag::line_col(src, name.span().start);
+                        from_file.insert(full, (value.into_inner(), line));
+                    }
+                }
+            }
+        }
+    }
+
+    let mut values = Vec::new();
+    let mut table = toml::Table::new();
+    for spec in KEYS {
+        let default = default_value(spec);
+        let (value, source) = if let Some((var, raw)) = spec
+            .env
+            .and_then(|var| env(var).filter(|v| !v.is_empty()).map(|v| (var, v)))
+        {
+            let value = env_value(spec, &raw).map_err(|msg| {
+                ConfigError::Invalid(Diagnostic {
+                    file: PathBuf::from(format!("${var}")),
+                    line: 1,
+                    column: 1,
+                    message: msg,
+                })
+            })?;
+            (
+                value,
+                Source::Env {
+                    var: var.to_string(),
+                },
+            )
+        } else if let Some((value, line)) = from_file.remove(spec.key) {
+            (
+                value,
+                Source::File {
+                    path: file.to_path_buf(),
+                    line,
+                },
+            )
+        } else {
+            (default.clone(), Source::Default)
+        };
+        let (section, name) = spec.key.split_once('.').expect("keys are section.name");
+        table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("section is a table")
+            .insert(name.to_string(), value.clone());
+        values.push(Resolved {
+            key: spec.key,
+            value,
+            default,
+            source,
+            doc: spec.doc,
+        });
+    }
+    let config = Config::deserialize(toml::Value::Table(table))
+        .expect("every key in KEYS matches a field of Config");
+    Ok(Loaded {
+        config,
+        file: file.to_path_buf(),
+        file_found: src.is_some(),
+        values,
+        warnings,
+    })
+}
+
+fn unknown_key_message(section: &str, full: &str) -> String {
+    let known: Vec<&str> = KEYS
+        .iter()
+        .filter(|k| k.key.split_once('.').map(|(s, _)| s) == Some(section))
+        .map(|k| k.key)
+        .collect();
+    if known.is_empty() {
+        let sections: std::collections::BTreeSet<&str> = KEYS
+            .iter()
+            .filter_map(|k| k.key.split_once('.').map(|(s, _)| s))
+            .collect();
+        format!(
+            "unknown section [{section}] (key `{full}` is ignored); known sections: {}",
+            sections.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        format!(
+            "unknown key `{full}` is ignored; known keys here: {}",
+            known.join(", ")
+        )
+    }
+}
+
+/// The default of a key as a TOML value.
+pub fn default_value(spec: &KeySpec) -> toml::Value {
+    let doc: toml::Table =
+        toml::from_str(&format!("v = {}", spec.default)).expect("KEYS defaults are valid TOML");
+    doc["v"].clone()
+}
+
+fn check_kind(spec: &KeySpec, v: &toml::Value) -> Result<(), String> {
+    let key = spec.key;
+    match (spec.kind, v) {
+        (Kind::Str, toml::Value::String(_)) | (Kind::Bool, toml::Value::Boolean(_)) => Ok(()),
+        (Kind::Int { min, max }, toml::Value::Integer(i)) if (min..=max).contains(i) => Ok(()),
+        (Kind::Int { min, max }, toml::Value::Integer(i)) => Err(format!(
+            "`{key}` must be between {min} and {max}, found {i}"
+        )),
+        (Kind::Choice(choices), toml::Value::String(s)) if choices.contains(&s.as_str()) => Ok(()),
+        (Kind::Choice(choices), other) => Err(format!(
+            "`{key}` must be one of {}, found {other}",
+            choices
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        (Kind::Str, other) => Err(format!("`{key}` must be a string in quotes, found {other}")),
+        (Kind::Bool, other) => Err(format!("`{key}` must be true or false, found {other}")),
+        (Kind::Int { .. }, other) => Err(format!("`{key}` must be a whole number, found {other}")),
+    }
+}
+
+fn env_value(spec: &KeySpec, raw: &str) -> Result<toml::Value, String> {
+    let v = match spec.kind {
+        Kind::Str | Kind::Choice(_) => toml::Value::String(raw.to_string()),
+        Kind::Bool => match raw {
+            "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
+            "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
+            _ => {
+                return Err(format!(
+                    "`{}` must be true or false, found {raw:?}",
+                    spec.key
+                ));
+            }
+        },
+        Kind::Int { .. } => toml::Value::Integer(
+            raw.parse()
+                .map_err(|_| format!("`{}` must be a whole number, found {raw:?}", spec.key))?,
+        ),
+    };
+    check_kind(spec, &v)?;
+    Ok(v)
+}
+
+/// A commented `config.toml` with every key at its default.
+pub fn template() -> String {
+    let mut out = String::from("# twin configuration. Every key is shown at its default.\n");
+    let mut section = "";
+    for spec in KEYS {
+        let (s, name) = spec.key.split_once('.').expect("keys are section.name");
+        if s != section {
+            out.push_str(&format!("\n[{s}]\n"));
+            section = s;
+        }
+        out.push_str(&format!("# {}", spec.doc));
+        if let Some(var) = spec.env {
+            out.push_str(&format!(" (env {var} overrides)"));
+        }
+        out.push_str(&format!("\n{name} = {}\n", spec.default));
+    }
+    out
+}
+
+impl Loaded {
+    /// The models folder: config/env value, or the default under `data_dir`.
+    pub fn models_dir(&self, paths: &crate::paths::Paths) -> PathBuf {
+        if self.config.models.dir.is_empty() {
+            paths.default_models_dir()
+        } else {
+            PathBuf::from(&self.config.models.dir)
+        }
+    }
+}
+
+/// `twin config`: every key's effective value, default, source and meaning.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: PathBuf,
+    pub file_found: bool,
+    pub keys: Vec<Resolved>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl From<&Loaded> for Report {
+    fn from(l: &Loaded) -> Report {
+        Report {
+            file: l.file.clone(),
+            file_found: l.file_found,
+            keys: l.values.clone(),
+            warnings: l.warnings.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.file_found {
+            ""
+        } else {
+            " (not present: every value is a default)"
+        };
+        writeln!(f, "# {}{state}", self.file.display())?;
+        let mut section = "";
+        for r in &self.keys {
+            let (s, name) = r.key.split_once('.').unwrap_or(("", r.key));
+            if s != section {
+                writeln!(f, "\n[{s}]")?;
+                section = s;
+            }
+            let from = match &r.source {
+                Source::Default => "default".to_string(),
+                other => format!("from {other}; default {}", r.default),
+            };
+            writeln!(f, "# {} ({from})", r.doc)?;
+            writeln!(f, "{name} = {}", r.value)?;
+        }
+        for w in &self.warnings {
+            write!(f, "\nwarning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl crate::jobs::Summary for Report {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn load(src: &str) -> Result<Loaded, ConfigError> {
+        load_str(Path::new("/c/config.toml"), Some(src), &no_env)
+    }
+
+    #[test]
+    fn defaults_when_no_file() {
+        let l = load_str(Path::new("/c/config.toml"), None, &no_env).unwrap();
+        assert_eq!(l.config.ui.theme, "auto");
+        assert!(!l.config.ui.mouse);
+        assert!(l.values.iter().all(|v| v.source == Source::Default));
+        assert!(!l.file_found);
+    }
+
+    #[test]
+    fn file_values_record_their_line() {
+        let l = load("# hi\n[ui]\n\nmouse = true\ntheme = \"light\"\n").unwrap();
+        assert!(l.config.ui.mouse);
+        assert_eq!(l.config.ui.theme, "light");
+        let mouse = l.values.iter().find(|v| v.key == "ui.mouse").unwrap();
+        assert_eq!(
+            mouse.source,
+            Source::File {
+                path: "/c/config.toml".into(),
+                line: 4
+            }
+        );
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = |v: &str| (v == "TWIN_LOG").then(|| "debug".to_string());
+        let l = load_str(
+            Path::new("c.toml"),
+            Some("[log]\nfilter = \"warn\"\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(l.config.log.filter, "debug");
+        let v = l.values.iter().find(|v| v.key == "log.filter").unwrap();
+        assert_eq!(
+            v.source,
+            Source::Env {
+                var: "TWIN_LOG".into()
+            }
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = load("[ui]\ntheme = \"dark\nmouse = true\n").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!(d.file, Path::new("/c/config.toml"));
+        assert_eq!(d.line, 2, "{d}");
+        assert!(err.to_string().contains("/c/config.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused_at_the_value() {
+        let err = load("[ui]\nmouse = \"yes\"\n").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!((d.line, d.column), (2, 9), "{d}");
+        assert!(
+            d.message.contains("`ui.mouse` must be true or false"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn bad_choice_lists_the_choices() {
+        let err = load("[ui]\nlayout = \"tiles\"\n").unwrap_err();
+        assert!(err.to_string().contains("\"grid\""), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_int_is_refused() {
+        let err = load("[jobs]\nthreads = -1\n").unwrap_err();
+        assert!(err.to_string().contains("between 0 and 1024"), "{err}");
+    }
+
+    #[test]
+    fn top_level_scalar_is_refused_with_a_hint() {
+        let err = load("theme = \"dark\"\n").unwrap_err();
+        let d = err.diagnostic().unwrap();
+        assert_eq!(d.line, 1);
+        assert!(d.message.contains("sections"), "{d}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_line() {
+        let l = load("[ui]\nthem = \"dark\"\n[nope]\nx = 1\n").unwrap();
+        assert_eq!(l.warnings.len(), 2);
+        assert_eq!(l.warnings[0].line, 4);
+        assert!(l.warnings[0].message.contains("unknown section [nope]"));
+        assert_eq!(l.warnings[1].line, 2);
+        assert!(l.warnings[1].message.contains("ui.theme"));
+    }
+
+    #[test]
+    fn template_round_trips_to_defaults() {
+        let l = load(&template()).unwrap();
+        assert!(l.warnings.is_empty());
+        let d = load_str(Path::new("x"), None, &no_env).unwrap();
+        assert_eq!(l.config, d.config);
+    }
+
+    #[test]
+    fn bad_env_value_is_refused() {
+        let env = |v: &str| (v == "TWIN_MODELS_DIR").then(|| "/m".to_string());
+        let l = load_str(Path::new("c.toml"), None, &env).unwrap();
+        assert_eq!(l.config.models.dir, "/m");
+    }
+}

@@ -1,0 +1,19 @@
+//! twin: a digital twin of you, built from your own history, running on your machine.
+//!
+//! Layers, one direction only: front-ends (`tui`, `batch`) -> `app` core and `jobs`
+//! -> core modules (`store`, later `ingest`, `memory`, `llm`, ...). Core modules
+//! never import ratatui or crossterm.
+
+pub mod app;
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod doctor;
+pub mod jobs;
+pub mod logging;
+pub mod models;
+pub mod paths;
+pub mod status;
+pub mod store;
+pub mod tui;

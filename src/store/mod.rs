@@ -1,0 +1,492 @@
+//! The store: one sled database, one tree per kind of record (see DESIGN.md).
+//!
+//! - One twin process per store, enforced by a lock file; a second one gets
+//!   [`StoreError::InUse`] with the other process's pid.
+//! - A `meta` tree holds the schema version and per-tree record counts; opening an
+//!   older store migrates it step by step ([`migrate`]), a newer one is refused.
+//! - Writes that belong together go through [`Store::write`]: one sled transaction
+//!   over every tree, which also keeps the counts exact.
+
+pub mod codec;
+mod lock;
+pub mod migrate;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+    UnabortableTransactionError,
+};
+
+pub use codec::{CodecError, Key, Record};
+
+/// Every tree in the store. `Meta` is internal (schema version, counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tree {
+    Meta,
+    Sources,
+    Contacts,
+    Messages,
+    Conversations,
+    Memories,
+    Vectors,
+    Profile,
+    Datasets,
+    Runs,
+    Adapters,
+    Chats,
+    Checkins,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 13] = [
+        Tree::Meta,
+        Tree::Sources,
+        Tree::Contacts,
+        Tree::Messages,
+        Tree::Conversations,
+        Tree::Memories,
+        Tree::Vectors,
+        Tree::Profile,
+        Tree::Datasets,
+        Tree::Runs,
+        Tree::Adapters,
+        Tree::Chats,
+        Tree::Checkins,
+    ];
+
+    /// The trees that hold records (everything but `meta`).
+    pub fn data() -> impl Iterator<Item = Tree> {
+        Tree::ALL.into_iter().filter(|t| *t != Tree::Meta)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Sources => "sources",
+            Tree::Contacts => "contacts",
+            Tree::Messages => "messages",
+            Tree::Conversations => "conversations",
+            Tree::Memories => "memories",
+            Tree::Vectors => "vectors",
+            Tree::Profile => "profile",
+            Tree::Datasets => "datasets",
+            Tree::Runs => "runs",
+            Tree::Adapters => "adapters",
+            Tree::Chats => "chats",
+            Tree::Checkins => "checkins",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "store in use by another twin process{}: {path}; close that twin (its TUI or batch job) and try again",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), path = .path.display()
+    )]
+    InUse { path: PathBuf, pid: Option<u32> },
+    #[error(
+        "store {path} has schema version {found}, newer than this twin understands ({supported}); upgrade twin to open it"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "store {path} is damaged ({detail}); move that folder away and import again (your export files are untouched), or restore a backup"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("store migration to schema version {to} failed: {detail}")]
+    Migration { to: u32, detail: String },
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// The open store. Dropping it flushes and releases the process lock.
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    dir: PathBuf,
+    _lock: lock::LockFile,
+}
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const COUNT_PREFIX: &str = "count/";
+
+impl Store {
+    /// Open (or create) the store in `dir`, migrating an older schema.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        crate::paths::create_private_dir(dir).map_err(io)?;
+        let lock = lock::LockFile::acquire(&dir.join("twin.lock"))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| sled_error(dir, e))?;
+        let trees = Tree::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sled_error(dir, e))?;
+        let store = Store {
+            db,
+            trees,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        };
+        migrate::run(&store, migrate::MIGRATIONS)?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The schema version recorded in `meta` (`None` for a store that predates it).
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        let v = self
+            .tree(Tree::Meta)
+            .get(SCHEMA_KEY)
+            .map_err(|e| sled_error(&self.dir, e))?;
+        Ok(v.map(|b| u32::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 4]))))
+    }
+
+    pub(crate) fn set_schema_version(&self, v: u32) -> Result<(), StoreError> {
+        self.tree(Tree::Meta)
+            .insert(SCHEMA_KEY, &v.to_be_bytes())
+            .map_err(|e| sled_error(&self.dir, e))?;
+        self.flush()
+    }
+
+    /// Read-only access to a tree (writes go through [`Store::write`]).
+    pub fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree.index()]
+    }
+
+    /// Number of records in `tree`, kept exact by [`Store::write`].
+    pub fn count(&self, tree: Tree) -> Result<u64, StoreError> {
+        let v = self
+            .tree(Tree::Meta)
+            .get(count_key(tree))
+            .map_err(|e| sled_error(&self.dir, e))?;
+        Ok(
+            v.map(|b| u64::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 8])))
+                .unwrap_or(0),
+        )
+    }
+
+    /// Record counts of every data tree, in [`Tree::ALL`] order.
+    pub fn counts(&self) -> Result<Vec<(Tree, u64)>, StoreError> {
+        Tree::data().map(|t| Ok((t, self.count(t)?))).collect()
+    }
+
+    pub fn get<T: Record>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, StoreError> {
+        let v = self
+            .tree(T::TREE)
+            .get(key)
+            .map_err(|e| sled_error(&self.dir, e))?;
+        Ok(v.map(|b| codec::decode(&b)).transpose()?)
+    }
+
+    /// Records of `T` whose key starts with `prefix`, in key order.
+    pub fn scan<T: Record>(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> impl Iterator<Item = Result<(sled::IVec, T), StoreError>> + '_ {
+        self.tree(T::TREE).scan_prefix(prefix).map(move |kv| {
+            let (k, v) = kv.map_err(|e| sled_error(&self.dir, e))?;
+            Ok((k, codec::decode(&v)?))
+        })
+    }
+
+    /// Run `f` as one atomic transaction over every tree. `f` may be re-run on
+    /// conflict, so it must have no side effects outside `tx`.
+    pub fn write<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>) -> Result<R, StoreError> {
+        let result = self.trees.as_slice().transaction(|views| {
+            let mut tx = Tx {
+                views,
+                deltas: Default::default(),
+            };
+            let r = f(&mut tx).map_err(|e| e.0)?;
+            tx.apply_counts()?;
+            Ok(r)
+        });
+        match result {
+            Ok(r) => Ok(r),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(sled_error(&self.dir, e)),
+        }
+    }
+
+    /// Recount every tree from scratch (used by migrations and repair).
+    pub fn recount(&self) -> Result<(), StoreError> {
+        for t in Tree::data() {
+            let n = self.tree(t).len() as u64;
+            self.tree(Tree::Meta)
+                .insert(count_key(t), &n.to_be_bytes())
+                .map_err(|e| sled_error(&self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| sled_error(&self.dir, e))?;
+        Ok(())
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!("flushing the store on close failed: {e}");
+        }
+    }
+}
+
+fn count_key(tree: Tree) -> Vec<u8> {
+    format!("{COUNT_PREFIX}{}", tree.name()).into_bytes()
+}
+
+fn sled_error(dir: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(source) => StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        },
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            path: dir.to_path_buf(),
+            detail: e.to_string(),
+        },
+        other => StoreError::Corrupt {
+            path: dir.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// An error inside [`Store::write`]: a conflict (the transaction is retried) or an abort.
+pub struct TxError(ConflictableTransactionError<StoreError>);
+
+impl From<UnabortableTransactionError> for TxError {
+    fn from(e: UnabortableTransactionError) -> Self {
+        TxError(e.into())
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError(ConflictableTransactionError::Abort(e))
+    }
+}
+
+impl From<CodecError> for TxError {
+    fn from(e: CodecError) -> Self {
+        StoreError::Codec(e).into()
+    }
+}
+
+/// The view of every tree inside one transaction.
+pub struct Tx<'a> {
+    views: &'a [TransactionalTree],
+    deltas: [Cell<i64>; Tree::ALL.len()],
+}
+
+impl Tx<'_> {
+    fn view(&self, tree: Tree) -> &TransactionalTree {
+        &self.views[tree.index()]
+    }
+
+    pub fn get<T: Record>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, TxError> {
+        Ok(self
+            .view(T::TREE)
+            .get(key.as_ref())?
+            .map(|b| codec::decode(&b))
+            .transpose()?)
+    }
+
+    /// Insert or replace; returns true when the key was new.
+    pub fn put<T: Record>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<bool, TxError> {
+        self.put_raw(T::TREE, key, codec::encode(value)?)
+    }
+
+    /// Insert raw bytes (for values that are not serde records, such as vectors).
+    pub fn put_raw(
+        &mut self,
+        tree: Tree,
+        key: impl AsRef<[u8]>,
+        bytes: Vec<u8>,
+    ) -> Result<bool, TxError> {
+        let new = self.view(tree).insert(key.as_ref(), bytes)?.is_none();
+        if new {
+            self.bump(tree, 1);
+        }
+        Ok(new)
+    }
+
+    /// Remove; returns true when the key existed.
+    pub fn remove(&mut self, tree: Tree, key: impl AsRef<[u8]>) -> Result<bool, TxError> {
+        let existed = self.view(tree).remove(key.as_ref())?.is_some();
+        if existed {
+            self.bump(tree, -1);
+        }
+        Ok(existed)
+    }
+
+    /// Abort the whole transaction with a message.
+    pub fn abort<R>(&self, message: impl Into<String>) -> Result<R, TxError> {
+        Err(StoreError::Aborted(message.into()).into())
+    }
+
+    fn bump(&self, tree: Tree, by: i64) {
+        let d = &self.deltas[tree.index()];
+        d.set(d.get() + by);
+    }
+
+    fn apply_counts(&self) -> Result<(), UnabortableTransactionError> {
+        let meta = self.view(Tree::Meta);
+        for tree in Tree::data() {
+            let delta = self.deltas[tree.index()].get();
+            if delta == 0 {
+                continue;
+            }
+            let key = count_key(tree);
+            let old = meta
+                .get(&key)?
+                .map(|b| u64::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 8])))
+                .unwrap_or(0);
+            let new = (old as i64 + delta).max(0) as u64;
+            meta.insert(key, &new.to_be_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Note {
+        text: String,
+    }
+    impl Record for Note {
+        const TREE: Tree = Tree::Memories;
+    }
+
+    fn note(s: &str) -> Note {
+        Note { text: s.into() }
+    }
+
+    #[test]
+    fn fresh_store_is_at_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), Some(migrate::SCHEMA_VERSION));
+        assert!(s.counts().unwrap().iter().all(|(_, n)| *n == 0));
+        assert_eq!(s.counts().unwrap().len(), Tree::ALL.len() - 1);
+    }
+
+    #[test]
+    fn writes_are_atomic_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let k1 = Key::new().u64(1);
+        let new = s
+            .write(|tx| {
+                let a = tx.put(&k1, &note("a"))?;
+                tx.put(Key::new().u64(2), &note("b"))?;
+                tx.put(&k1, &note("a2"))?; // replace: no new record
+                Ok(a)
+            })
+            .unwrap();
+        assert!(new);
+        assert_eq!(s.count(Tree::Memories).unwrap(), 2);
+        assert_eq!(s.get::<Note>(&k1).unwrap(), Some(note("a2")));
+
+        // An aborted transaction leaves nothing behind.
+        let err = s
+            .write(|tx| {
+                tx.put(Key::new().u64(3), &note("c"))?;
+                tx.remove(Tree::Memories, &k1)?;
+                tx.abort::<()>("bad input at line 3")
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("line 3"));
+        assert_eq!(s.count(Tree::Memories).unwrap(), 2);
+        assert!(s.get::<Note>(Key::new().u64(3)).unwrap().is_none());
+        assert!(s.get::<Note>(&k1).unwrap().is_some());
+
+        s.write(|tx| tx.remove(Tree::Memories, &k1)).unwrap();
+        assert_eq!(s.count(Tree::Memories).unwrap(), 1);
+        let all: Vec<_> = s.scan::<Note>([]).map(|r| r.unwrap().1).collect();
+        assert_eq!(all, vec![note("b")]);
+    }
+
+    #[test]
+    fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.write(|tx| tx.put(Key::new().u64(9), &note("kept")))
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.get::<Note>(Key::new().u64(9)).unwrap(),
+            Some(note("kept"))
+        );
+        assert_eq!(s.count(Tree::Memories).unwrap(), 1);
+    }
+
+    #[test]
+    fn second_open_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path())
+            .err()
+            .expect("second open must fail");
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::InUse { .. }), "{msg}");
+        assert!(
+            msg.contains("store in use by another twin process"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn lock_is_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        Store::open(dir.path()).unwrap();
+    }
+}

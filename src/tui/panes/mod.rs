@@ -1,0 +1,69 @@
+//! One file per pane; each turns `&State` into the lines it shows.
+
+mod chat;
+mod ingest;
+mod memory;
+mod training;
+
+use ratatui::text::{Line, Span};
+
+use super::theme::Theme;
+use crate::app::{Pane, State};
+use crate::models::ModelKind;
+use crate::status::StatusReport;
+
+pub fn lines(pane: Pane, state: &State, t: &Theme) -> Vec<Line<'static>> {
+    let Some(report) = &state.overview else {
+        return vec![Line::styled("Reading the store…", t.get("ui.text.dim"))];
+    };
+    match pane {
+        Pane::Ingest => ingest::lines(report, t),
+        Pane::Memory => memory::lines(report, t),
+        Pane::Training => training::lines(report, t),
+        Pane::Chat => chat::lines(report, t),
+    }
+}
+
+/// `  label      123` with the number highlighted.
+fn count(label: &str, n: u64, t: &Theme) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("  {label:<15}"), t.get("ui.text")),
+        Span::styled(format!("{n:>9}"), t.get("ui.count")),
+    ])
+}
+
+fn dim(s: impl Into<String>, t: &Theme) -> Line<'static> {
+    Line::styled(s.into(), t.get("ui.text.dim"))
+}
+
+fn text(s: impl Into<String>, t: &Theme) -> Line<'static> {
+    Line::styled(s.into(), t.get("ui.text"))
+}
+
+fn command(s: impl Into<String>, t: &Theme) -> Line<'static> {
+    Line::styled(format!("  {}", s.into()), t.get("ui.text.em"))
+}
+
+/// "model: NAME" or where none was found.
+fn models_line(label: &str, kind: ModelKind, report: &StatusReport, t: &Theme) -> Line<'static> {
+    let found: Vec<&str> = report
+        .models
+        .iter()
+        .filter(|m| m.kind == kind)
+        .map(|m| m.name.as_str())
+        .collect();
+    if found.is_empty() {
+        Line::from(vec![
+            Span::styled(format!("{label}: "), t.get("ui.text")),
+            Span::styled(
+                format!("none in {}", report.models_dir.display()),
+                t.get("ui.text.dim"),
+            ),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(format!("{label}: "), t.get("ui.text")),
+            Span::styled(found.join(", "), t.get("ui.text.em")),
+        ])
+    }
+}

@@ -1,0 +1,249 @@
+//! Drawing: the tab bar, the panes (all four, or the focused one), the status bar
+//! and the help overlay. Everything renders from `&State`; nothing here changes it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Padding, Paragraph, Wrap};
+
+use super::keymap::{Keymap, Mode};
+use super::panes;
+use super::theme::Theme;
+use crate::app::{Action, Pane, State};
+use crate::jobs::Level;
+
+/// What rendering needs besides the state.
+pub struct View<'a> {
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+}
+
+/// Where things are on screen; also used to map mouse clicks.
+pub struct Areas {
+    pub tabs: Rect,
+    pub panes: Vec<(Pane, Rect)>,
+    pub status: Rect,
+    /// Horizontal extent of each tab label in the tab bar.
+    pub tab_spans: Vec<(Pane, u16, u16)>,
+}
+
+pub fn areas(area: Rect, state: &State, view: &View) -> Areas {
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let panes = if state.grid() {
+        let [top, bottom] = Layout::vertical([Constraint::Fill(1); 2]).areas(body);
+        let [a, b] = Layout::horizontal([Constraint::Fill(1); 2]).areas(top);
+        let [c, d] = Layout::horizontal([Constraint::Fill(1); 2]).areas(bottom);
+        Pane::ALL.into_iter().zip([a, b, c, d]).collect()
+    } else {
+        vec![(state.focus, body)]
+    };
+    let mut tab_spans = Vec::new();
+    let mut x = tabs.x + 1;
+    for pane in Pane::ALL {
+        let w = tab_label(pane, view).chars().count() as u16;
+        tab_spans.push((pane, x, x + w));
+        x += w + 1;
+    }
+    Areas {
+        tabs,
+        panes,
+        status,
+        tab_spans,
+    }
+}
+
+fn tab_label(pane: Pane, view: &View) -> String {
+    let action = match pane {
+        Pane::Ingest => Action::FocusIngest,
+        Pane::Memory => Action::FocusMemory,
+        Pane::Training => Action::FocusTraining,
+        Pane::Chat => Action::FocusChat,
+    };
+    match view.keymap.key_for(Mode::Global, &action) {
+        Some(k) => format!(" {k} {} ", pane.title()),
+        None => format!(" {} ", pane.title()),
+    }
+}
+
+pub fn render(frame: &mut Frame, state: &State, view: &View) {
+    let area = frame.area();
+    let a = areas(area, state, view);
+    let t = view.theme;
+    frame.render_widget(Block::default().style(t.get("ui.text")), area);
+
+    // Tab bar.
+    let mut spans = vec![Span::raw(" ")];
+    for pane in Pane::ALL {
+        let style = if pane == state.focus {
+            t.get("ui.tabs.active")
+        } else {
+            t.get("ui.tabs")
+        };
+        spans.push(Span::styled(tab_label(pane, view), style));
+        spans.push(Span::raw(" "));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), a.tabs);
+    let brand = " twin ";
+    if a.tabs.width as usize > brand.len() + 40 {
+        let r = Rect {
+            x: a.tabs.right() - brand.len() as u16,
+            width: brand.len() as u16,
+            ..a.tabs
+        };
+        frame.render_widget(Span::styled(brand, t.get("ui.title")), r);
+    }
+
+    for (pane, rect) in &a.panes {
+        render_pane(frame, *pane, *rect, state, view);
+    }
+    render_status(frame, a.status, state, view);
+    if state.help {
+        render_help(frame, area, state, view);
+    }
+}
+
+fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &View) {
+    let t = view.theme;
+    let focused = pane == state.focus;
+    let (border, title) = if focused {
+        (t.get("ui.border.focus"), t.get("ui.title.focus"))
+    } else {
+        (t.get("ui.border"), t.get("ui.title"))
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Rounded
+        })
+        .border_style(border)
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(format!(" {} ", pane.title()), title));
+    let lines = panes::lines(pane, state, t);
+    let inner = block.inner(rect);
+    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
+    let scroll = state.scroll[pane.index()].min(max_scroll);
+    let p = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0));
+    frame.render_widget(p, rect);
+}
+
+fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
+    let t = view.theme;
+    let base = t.get("ui.statusbar");
+    frame.render_widget(Block::default().style(base), rect);
+    let mode = Mode::of_pane(state.focus);
+    let hint = [(Action::ToggleHelp, "help"), (Action::Quit, "quit")]
+        .iter()
+        .filter_map(|(a, label)| view.keymap.key_for(mode, a).map(|k| format!("{k} {label}")))
+        .collect::<Vec<_>>()
+        .join("  ");
+    let hint = format!(" {hint} ");
+    let [left, right] = Layout::horizontal([
+        Constraint::Min(1),
+        Constraint::Length(hint.chars().count() as u16),
+    ])
+    .areas(rect);
+    frame.render_widget(Span::styled(hint, t.get("ui.statusbar.keys")), right);
+
+    let mut spans = vec![Span::styled(format!(" {} ", state.focus.title()), base)];
+    if !state.pending_keys.is_empty() {
+        spans.push(Span::styled(
+            format!("{} … ", state.pending_keys),
+            t.get("ui.statusbar.keys"),
+        ));
+    }
+    for job in state.jobs.values() {
+        let pct = job
+            .total
+            .filter(|&n| n > 0)
+            .map(|n| format!(" {}%", job.done * 100 / n))
+            .unwrap_or_default();
+        let rate = job
+            .rate
+            .map(|r| format!(" {r:.0} {}/s", job.unit))
+            .unwrap_or_default();
+        spans.push(Span::styled(
+            format!("⟳ {}{pct}{rate} ", job.kind),
+            t.get("ui.statusbar.job"),
+        ));
+    }
+    if let Some(n) = state.notifications.back() {
+        let (key, mark) = match n.level {
+            Level::Info => ("ui.notice.info", "•"),
+            Level::Warn => ("ui.notice.warn", "!"),
+            Level::Error => ("ui.notice.error", "✗"),
+        };
+        let more = if state.notifications.len() > 1 {
+            format!(" (+{})", state.notifications.len() - 1)
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(format!("{mark} {}{more}", n.text), t.get(key)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), left);
+}
+
+fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
+    let t = view.theme;
+    let w = area.width.saturating_sub(4).min(72);
+    let h = area.height.saturating_sub(2);
+    let rect = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    let modes = [Mode::Global, Mode::of_pane(state.focus), Mode::Help];
+    for mode in modes {
+        let entries = view.keymap.help(mode);
+        if entries.is_empty() {
+            continue;
+        }
+        let title = match mode {
+            Mode::Global => "Everywhere".to_string(),
+            Mode::Help => "In this help".to_string(),
+            m => format!("In {}", m.name()),
+        };
+        if !lines.is_empty() {
+            lines.push(Line::raw(""));
+        }
+        lines.push(Line::styled(title, t.get("ui.help.section")));
+        for (keys, action) in entries {
+            let keys = keys.join(", ");
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {keys:<18} "), t.get("ui.help.key")),
+                Span::styled(action.description(), t.get("ui.help")),
+            ]));
+        }
+    }
+    let max_scroll = (lines.len() as u16).saturating_sub(h.saturating_sub(2));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.get("ui.border.focus"))
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(
+            format!(" Keys · keymap {} ", view.keymap.name),
+            t.get("ui.title.focus"),
+        ))
+        .style(t.get("ui.help"));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((state.help_scroll.min(max_scroll), 0))
+            .style(Style::default()),
+        rect,
+    );
+}

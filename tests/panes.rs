@@ -1,0 +1,169 @@
+//! Each pane rendered into ratatui's TestBackend at 80x24 and 120x40, compared
+//! with committed insta snapshots.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use twin::app::{Action, LayoutMode, Pane, State, update};
+use twin::jobs::{JobBody, JobEvent, Level};
+use twin::models::{ModelFile, ModelKind};
+use twin::paths::Paths;
+use twin::status::{StatusReport, StoreStatus};
+use twin::store::Tree;
+use twin::tui::keymap::Keymap;
+use twin::tui::theme::{ColorDepth, Theme};
+use twin::tui::ui::{View, render};
+
+fn report(with_data: bool) -> StatusReport {
+    let paths = Paths::under(std::path::Path::new("/home/me/twin"), "--home");
+    let counts: BTreeMap<String, u64> = Tree::data()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                t.name().to_string(),
+                if with_data { (i as u64 + 1) * 1234 } else { 0 },
+            )
+        })
+        .collect();
+    let models = if with_data {
+        vec![ModelFile {
+            name: "SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+            path: PathBuf::from("/home/me/twin/data/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            kind: ModelKind::Gguf,
+            bytes: 98_000_000,
+        }]
+    } else {
+        Vec::new()
+    };
+    StatusReport {
+        version: "0.1.0".into(),
+        config_file: paths.config_file(),
+        config_found: false,
+        store: StoreStatus {
+            path: paths.store_dir(),
+            schema_version: 1,
+            bytes: 524_288,
+            counts,
+        },
+        models_dir: paths.default_models_dir(),
+        models,
+        folders: paths,
+    }
+}
+
+fn draw(state: &State, w: u16, h: u16) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (keymap, kd) = Keymap::load("default", dir.path());
+    let (theme, td) = Theme::load("mono", dir.path(), ColorDepth::Mono);
+    assert!(kd.is_empty() && td.is_empty());
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| {
+        render(
+            f,
+            state,
+            &View {
+                theme: &theme,
+                keymap: &keymap,
+            },
+        )
+    })
+    .unwrap();
+    term.backend().to_string()
+}
+
+fn state_at(pane: Pane, w: u16, h: u16, with_data: bool) -> State {
+    let mut s = State::new(LayoutMode::Auto);
+    update(
+        &mut s,
+        Action::Resize {
+            width: w,
+            height: h,
+        },
+    );
+    update(&mut s, Action::Focus(pane));
+    s.overview = Some(report(with_data));
+    s
+}
+
+#[test]
+fn every_pane_at_80x24_and_120x40() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        for pane in Pane::ALL {
+            let s = state_at(pane, w, h, false);
+            insta::assert_snapshot!(
+                format!("{}_{w}x{h}", pane.title().to_lowercase()),
+                draw(&s, w, h)
+            );
+        }
+    }
+}
+
+#[test]
+fn panes_with_data_and_a_model() {
+    let s = state_at(Pane::Training, 80, 24, true);
+    insta::assert_snapshot!("training_with_data_80x24", draw(&s, 80, 24));
+}
+
+#[test]
+fn help_overlay_is_generated_from_the_keymap() {
+    let mut s = state_at(Pane::Memory, 80, 24, false);
+    update(&mut s, Action::ToggleHelp);
+    insta::assert_snapshot!("help_80x24", draw(&s, 80, 24));
+}
+
+#[test]
+fn status_bar_shows_jobs_and_notifications() {
+    let mut s = state_at(Pane::Ingest, 80, 24, false);
+    let ev = |body| {
+        Action::Job(JobEvent {
+            id: 3,
+            job: "ingest".into(),
+            body,
+        })
+    };
+    update(
+        &mut s,
+        ev(JobBody::Started {
+            title: "importing".into(),
+        }),
+    );
+    update(
+        &mut s,
+        ev(JobBody::Progress {
+            done: 450,
+            total: Some(1000),
+            unit: "messages".into(),
+            rate: Some(1500.0),
+        }),
+    );
+    update(
+        &mut s,
+        Action::Notify(twin::app::Notification {
+            level: Level::Warn,
+            text: "chat.txt:12: bad date".into(),
+        }),
+    );
+    insta::assert_snapshot!("status_bar_job_80x24", draw(&s, 80, 24));
+}
+
+#[test]
+fn before_the_store_is_read() {
+    let mut s = state_at(Pane::Chat, 80, 24, false);
+    s.overview = None;
+    let out = draw(&s, 80, 24);
+    assert!(out.contains("Reading the store"), "{out}");
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (79, 23)] {
+        for pane in Pane::ALL {
+            let mut s = state_at(pane, w, h, true);
+            draw(&s, w, h);
+            update(&mut s, Action::ToggleHelp);
+            draw(&s, w, h);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The release binary in a real terminal (tmux): switch panes with the default
+//! keys, open and close help, quit, and check the terminal is back to normal;
+//! SIGHUP restores the terminal and leaves the store openable; NO_COLOR is
+//! readable without colour. Skips with a printed reason when tmux is missing.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A private tmux server with an 80x24 shell, or None (with the reason printed).
+    fn start(name: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIP {name}: tmux is not installed (scripts/setup.sh installs it)");
+            return None;
+        }
+        let t = Tmux {
+            socket: format!("twin-test-{}-{name}", std::process::id()),
+        };
+        t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "s",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "bash --norc --noprofile",
+        ]);
+        t.wait_for("shell prompt", |screen| {
+            screen.contains('$') || screen.contains('#')
+        });
+        Some(t)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.run(&["send-keys", "-t", "s", k]);
+            // Keys typed too fast merge (Esc then 4 reads as alt-4), as for a person.
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    fn line(&self, text: &str) {
+        self.run(&["send-keys", "-t", "s", "-l", text]);
+        self.run(&["send-keys", "-t", "s", "Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-t", "s", "-p"])
+    }
+
+    fn screen_with_escapes(&self) -> String {
+        self.run(&["capture-pane", "-t", "s", "-p", "-e"])
+    }
+
+    fn flag(&self, name: &str) -> String {
+        self.run(&["display", "-p", "-t", "s", &format!("#{{{name}}}")])
+            .trim()
+            .to_string()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_flag(&self, name: &str, want: &str) {
+        let start = Instant::now();
+        while self.flag(name) != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{name} never became {want}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn launch(&self, home: &Path, env: &str) {
+        self.line(&format!(
+            "clear; {env} TERM=xterm-256color LANG=C.UTF-8 {} --home {}",
+            env!("CARGO_BIN_EXE_twin"),
+            home.display()
+        ));
+        self.wait_for("the TUI", |s| s.contains("1 Ingest") && s.contains("help"));
+        assert_eq!(self.flag("alternate_on"), "1");
+    }
+
+    /// The terminal is usable as before: normal screen, cursor shown, cooked mode.
+    fn assert_restored(&self) {
+        self.wait_flag("alternate_on", "0");
+        assert_eq!(self.flag("cursor_flag"), "1", "cursor visible again");
+        self.line("clear; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo | tr '\\n' ,; echo END");
+        let s = self.wait_for("stty output", |s| s.contains("END") && s.contains(','));
+        assert!(s.contains("icanon,echo,"), "raw mode left on:\n{s}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn focused_title(screen: &str) -> Option<String> {
+    // The focused pane has a thick border: "┏ Title ━━".
+    let start = screen.find("┏ ")? + "┏ ".len();
+    let rest = &screen[start..];
+    Some(rest[..rest.find(' ')?].to_string())
+}
+
+#[test]
+fn switch_panes_help_and_quit() {
+    let Some(t) = Tmux::start("keys") else { return };
+    let home = tempfile::tempdir().unwrap();
+    t.launch(home.path(), "");
+    assert_eq!(focused_title(&t.screen()).as_deref(), Some("Ingest"));
+    for (key, want) in [
+        ("2", "Memory"),
+        ("Tab", "Training"),
+        ("4", "Chat"),
+        ("BTab", "Training"),
+        ("1", "Ingest"),
+    ] {
+        t.keys(&[key]);
+        t.wait_for(want, |s| focused_title(s).as_deref() == Some(want));
+    }
+    t.keys(&["?"]);
+    let help = t.wait_for("help overlay", |s| s.contains("Keys · keymap default"));
+    assert!(help.contains("focus the next pane"), "{help}");
+    t.keys(&["Escape"]);
+    t.wait_for("help closed", |s| !s.contains("Keys · keymap"));
+    t.keys(&["q"]);
+    t.assert_restored();
+}
+
+#[test]
+fn sighup_restores_the_terminal_and_releases_the_store() {
+    let Some(t) = Tmux::start("hup") else { return };
+    let home = tempfile::tempdir().unwrap();
+    t.launch(home.path(), "");
+    // While it runs, a second twin is refused.
+    let second = Command::new(env!("CARGO_BIN_EXE_twin"))
+        .args(["--batch", "status", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("store in use by another twin process")
+    );
+
+    let pid = std::fs::read_to_string(home.path().join("data/store/twin.lock")).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t.assert_restored();
+    let after = Command::new(env!("CARGO_BIN_EXE_twin"))
+        .args(["--batch", "status", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+}
+
+#[test]
+fn no_color_is_readable_without_colour() {
+    let Some(t) = Tmux::start("nocolor") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    t.launch(home.path(), "NO_COLOR=1");
+    let raw = t.screen_with_escapes();
+    // Every SGR parameter list must be free of colour codes.
+    for seq in raw.split("\x1b[").skip(1) {
+        let Some(end) = seq.find('m') else { continue };
+        for p in seq[..end].split(';').filter_map(|p| p.parse::<u32>().ok()) {
+            assert!(
+                !matches!(p, 30..=38 | 40..=48 | 90..=97 | 100..=107),
+                "colour code {p} under NO_COLOR in {:?}",
+                &seq[..end]
+            );
+        }
+    }
+    let plain = t.screen();
+    assert!(
+        plain.contains("Your exported history") && plain.contains("? help"),
+        "{plain}"
+    );
+    // Focus is still visible: bold or reverse on the focused tab.
+    assert!(
+        raw.contains("\x1b[1m")
+            || raw.contains("\x1b[7m")
+            || raw.contains(";7m")
+            || raw.contains(";1m"),
+        "{raw:?}"
+    );
+    t.keys(&["q"]);
+    t.assert_restored();
+}
