@@ -8,6 +8,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::batch::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, print_stdout};
 use crate::config::{self, ConfigError, Loaded};
+use crate::ingest::Format;
+use crate::ingest::pipeline::{self, Zone};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -39,6 +41,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Import exports: files, folders or zips (the format of each is recognised)
+    Ingest {
+        /// Export files, folders or zips; a folder may mix formats
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Read every path as this format instead of recognising it
+        #[arg(long, default_value = "auto", value_name = "FORMAT", value_parser = parse_format)]
+        format: FormatArg,
+        /// Your name, number or address as it appears in the exports (repeatable)
+        #[arg(long, value_name = "NAME")]
+        me: Vec<String>,
+    },
     /// Store counts, models found and folders
     Status,
     /// The effective configuration: every key, its value, default and where it came from
@@ -152,6 +166,29 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
         tracing::warn!("{w}");
     }
     match command {
+        Command::Ingest {
+            paths: inputs,
+            format,
+            me,
+        } => {
+            let zone = match Zone::parse(&config.config.ingest.timezone) {
+                Ok(z) => z,
+                Err(e) => return usage(output, &format!("ingest.timezone: {e}")),
+            };
+            let mut aliases = config.config.identity.me.clone();
+            aliases.extend(me);
+            let opts = pipeline::Options {
+                paths: inputs,
+                format: format.0,
+                me: aliases,
+                zone,
+                window_gap_ms: config.config.ingest.window_gap_minutes * 60_000,
+            };
+            batch::run(output, kind, "importing exports", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                pipeline::run(&store, &opts, ctx)
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -171,8 +208,21 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
     }
 }
 
+/// `--format`: `auto` or one format.
+#[derive(Debug, Clone, Copy)]
+pub struct FormatArg(pub Option<Format>);
+
+fn parse_format(s: &str) -> Result<FormatArg, String> {
+    if s == "auto" {
+        Ok(FormatArg(None))
+    } else {
+        s.parse().map(|f| FormatArg(Some(f)))
+    }
+}
+
 fn command_name(c: &Command) -> &'static str {
     match c {
+        Command::Ingest { .. } => "ingest",
         Command::Status => "status",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",

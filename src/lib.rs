@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod doctor;
+pub mod ingest;
 pub mod jobs;
 pub mod logging;
 pub mod models;

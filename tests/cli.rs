@@ -36,7 +36,10 @@ fn batch_status_on_an_empty_home_prints_json() {
     assert_eq!(last["job"], "status");
     let s = &last["summary"];
     assert_eq!(s["store"]["counts"]["messages"], 0);
-    assert_eq!(s["store"]["schema_version"], 1);
+    assert_eq!(
+        s["store"]["schema_version"],
+        twin::store::migrate::SCHEMA_VERSION
+    );
     assert_eq!(
         s["folders"]["data_dir"],
         home.path().join("data").to_str().unwrap()

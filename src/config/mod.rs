@@ -16,8 +16,13 @@ use crate::diag::Diagnostic;
 pub enum Kind {
     Str,
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Choice(&'static [&'static str]),
+    /// A list of strings.
+    StrList,
 }
 
 /// One documented config key.
@@ -78,6 +83,27 @@ pub const KEYS: &[KeySpec] = &[
         env: Some("TWIN_MODELS_DIR"),
     },
     KeySpec {
+        key: "identity.me",
+        kind: Kind::StrList,
+        default: "[]",
+        doc: "your names, phone numbers and e-mail addresses as they appear in exports, so twin knows which author is you (also `ingest --me NAME`)",
+        env: None,
+    },
+    KeySpec {
+        key: "ingest.timezone",
+        kind: Kind::Str,
+        default: "\"local\"",
+        doc: "time zone for exports that write local time without an offset (WhatsApp, sigexport): \"local\" (this machine's) or an IANA name such as \"Europe/Berlin\"",
+        env: Some("TWIN_TZ"),
+    },
+    KeySpec {
+        key: "ingest.window_gap_minutes",
+        kind: Kind::Int { min: 1, max: 10080 },
+        default: "30",
+        doc: "a pause longer than this starts a new conversation window",
+        env: None,
+    },
+    KeySpec {
         key: "jobs.threads",
         kind: Kind::Int { min: 0, max: 1024 },
         default: "0",
@@ -90,6 +116,8 @@ pub const KEYS: &[KeySpec] = &[
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    pub identity: IdentityConfig,
+    pub ingest: IngestConfig,
     pub ui: UiConfig,
     pub log: LogConfig,
     pub models: ModelsConfig,
@@ -103,6 +131,19 @@ pub struct UiConfig {
     pub keymap: String,
     pub layout: String,
     pub mouse: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub me: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub timezone: String,
+    pub window_gap_minutes: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -329,6 +370,10 @@ fn check_kind(spec: &KeySpec, v: &toml::Value) -> Result<(), String> {
     let key = spec.key;
     match (spec.kind, v) {
         (Kind::Str, toml::Value::String(_)) | (Kind::Bool, toml::Value::Boolean(_)) => Ok(()),
+        (Kind::StrList, toml::Value::Array(items)) if items.iter().all(|i| i.is_str()) => Ok(()),
+        (Kind::StrList, other) => Err(format!(
+            "`{key}` must be a list of strings such as [\"Alice\", \"+15550100\"], found {other}"
+        )),
         (Kind::Int { min, max }, toml::Value::Integer(i)) if (min..=max).contains(i) => Ok(()),
         (Kind::Int { min, max }, toml::Value::Integer(i)) => Err(format!(
             "`{key}` must be between {min} and {max}, found {i}"
@@ -361,6 +406,12 @@ fn env_value(spec: &KeySpec, raw: &str) -> Result<toml::Value, String> {
                 ));
             }
         },
+        Kind::StrList => toml::Value::Array(
+            raw.split(',')
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
         Kind::Int { .. } => toml::Value::Integer(
             raw.parse()
                 .map_err(|_| format!("`{}` must be a whole number, found {raw:?}", spec.key))?,

@@ -131,6 +131,22 @@ pub struct JobCtx {
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl JobCtx {
+    /// A context outside any runner, for running job code inline (tests, tools):
+    /// its events go to the returned receiver, and the token cancels it.
+    pub fn detached(kind: &str) -> (JobCtx, mpsc::UnboundedReceiver<JobEvent>, CancellationToken) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let ctx = JobCtx {
+            id: 0,
+            kind: kind.to_string(),
+            tx,
+            cancel: cancel.clone(),
+            started: Instant::now(),
+            last_progress: Cell::new(None),
+        };
+        (ctx, rx, cancel)
+    }
+
     pub fn id(&self) -> JobId {
         self.id
     }

@@ -8,7 +8,7 @@ use super::{Store, StoreError, Tree};
 pub type Migration = fn(&Store) -> Result<(), StoreError>;
 
 /// The steps, in order. The current schema version is their number.
-pub const MIGRATIONS: &[Migration] = &[v0_to_v1_count_records];
+pub const MIGRATIONS: &[Migration] = &[v0_to_v1_count_records, v1_to_v2_windows_documents_index];
 
 /// The schema version this twin writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -16,6 +16,12 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// Version 1 keeps per-tree record counts in `meta`; a version-0 store gets them
 /// counted once.
 fn v0_to_v1_count_records(store: &Store) -> Result<(), StoreError> {
+    store.recount()
+}
+
+/// Version 2 adds the `windows`, `documents` and `index` trees (sled creates
+/// them empty on open) and their counts.
+fn v1_to_v2_windows_documents_index(store: &Store) -> Result<(), StoreError> {
     store.recount()
 }
 

@@ -39,10 +39,16 @@ pub enum Tree {
     Adapters,
     Chats,
     Checkins,
+    /// Conversation windows (gap-based sessions) derived from messages.
+    Windows,
+    /// Notes and documents (Markdown, Obsidian, PDF) as imported.
+    Documents,
+    /// Secondary keys: identity aliases, per-conversation time order. Not records.
+    Index,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 13] = [
+    pub const ALL: [Tree; 16] = [
         Tree::Meta,
         Tree::Sources,
         Tree::Contacts,
@@ -56,11 +62,16 @@ impl Tree {
         Tree::Adapters,
         Tree::Chats,
         Tree::Checkins,
+        Tree::Windows,
+        Tree::Documents,
+        Tree::Index,
     ];
 
-    /// The trees that hold records (everything but `meta`).
+    /// The trees that hold records (everything but `meta` and `index`).
     pub fn data() -> impl Iterator<Item = Tree> {
-        Tree::ALL.into_iter().filter(|t| *t != Tree::Meta)
+        Tree::ALL
+            .into_iter()
+            .filter(|t| !matches!(t, Tree::Meta | Tree::Index))
     }
 
     pub fn name(self) -> &'static str {
@@ -78,6 +89,9 @@ impl Tree {
             Tree::Adapters => "adapters",
             Tree::Chats => "chats",
             Tree::Checkins => "checkins",
+            Tree::Windows => "windows",
+            Tree::Documents => "documents",
+            Tree::Index => "index",
         }
     }
 

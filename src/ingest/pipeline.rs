@@ -1,0 +1,991 @@
+//! The ingest job: find units in the paths, parse them with their importers,
+//! and store messages, contacts, conversations and documents in batches, each
+//! batch one transaction that also advances the source's cursor. Killing twin
+//! at any moment and running the same command again gives exactly the store an
+//! uninterrupted run gives: message keys are content hashes, and the cursor
+//! only ever moves together with the data it covers.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use super::identity::{self, MeMatcher};
+use super::records::{
+    Contact, Conversation, Id, Message, SourceRecord, StoredDocument, hash128, id_of, index,
+};
+use super::{
+    Document, Format, Importer, MessageKind, Problem, RawMessage, Sink, Source, Unit, When,
+    open_source,
+};
+use crate::jobs::{JobCtx, Level};
+use crate::store::{Key, Store, StoreError, Tree, TxError};
+
+/// Messages per transaction.
+const BATCH: usize = 4096;
+/// At most this many problems are listed in the summary (all are counted).
+const MAX_ERRORS_LISTED: usize = 200;
+
+/// How local wall-clock times become UTC.
+#[derive(Debug, Clone, Copy)]
+pub enum Zone {
+    /// This machine's zone.
+    Local,
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    pub fn parse(s: &str) -> Result<Zone, String> {
+        if s == "local" {
+            return Ok(Zone::Local);
+        }
+        s.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+            format!("unknown time zone `{s}`: use \"local\" or an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+        })
+    }
+
+    /// UTC for a local time; in a DST gap the time is moved forward, in an
+    /// overlap the earlier instant wins.
+    pub fn to_utc(self, t: NaiveDateTime) -> DateTime<Utc> {
+        fn pick<Z: TimeZone>(z: &Z, t: NaiveDateTime) -> DateTime<Utc> {
+            z.from_local_datetime(&t)
+                .earliest()
+                .or_else(|| {
+                    z.from_local_datetime(&(t + chrono::Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or_else(|| Utc.from_utc_datetime(&t))
+        }
+        match self {
+            Zone::Local => pick(&chrono::Local, t),
+            Zone::Named(tz) => pick(&tz, t),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub paths: Vec<PathBuf>,
+    /// `--format`; None means recognise each file.
+    pub format: Option<Format>,
+    /// Config `identity.me` plus `--me`.
+    pub me: Vec<String>,
+    pub zone: Zone,
+    pub window_gap_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileSummary {
+    pub path: PathBuf,
+    pub format: Option<Format>,
+    /// Messages by people in this file (this run's reading of it).
+    pub messages: u64,
+    pub authors: u64,
+    pub new: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub documents: u64,
+    /// "imported", "unchanged" (skipped: same export as last time), "failed".
+    pub status: &'static str,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEntry {
+    pub file: PathBuf,
+    pub line: Option<u64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MeReport {
+    /// The contact twin takes for you, if any.
+    pub name: Option<String>,
+    /// "export" (the export says so), "alias" (config/--me), "proposed" (a guess
+    /// to confirm), or "unknown".
+    pub how: &'static str,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub messages: u64,
+    pub new: u64,
+    /// System lines (joins, calls, "created group"): read, not stored.
+    pub service: u64,
+    pub conversations: u64,
+    pub contacts: u64,
+    pub documents: u64,
+    /// Malformed records and files that could not be read.
+    pub skipped: u64,
+    pub errors: Vec<ErrorEntry>,
+    pub files: Vec<FileSummary>,
+    /// Files no importer recognised.
+    pub unrecognized: Vec<PathBuf>,
+    pub windows: u64,
+    pub me: MeReport,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for file in &self.files {
+            let format = file.format.map(|f| f.name()).unwrap_or("?");
+            write!(
+                f,
+                "{:<10} {:<9} {:>8} messages {:>8} new  {}",
+                file.status,
+                format,
+                file.messages,
+                file.new,
+                file.path.display()
+            )?;
+            if file.documents > 0 {
+                write!(f, " ({} documents)", file.documents)?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(
+            f,
+            "\n{} messages ({} new) in {} conversations from {} contacts; {} documents; {} windows",
+            self.messages,
+            self.new,
+            self.conversations,
+            self.contacts,
+            self.documents,
+            self.windows
+        )?;
+        if self.service > 0 {
+            writeln!(
+                f,
+                "{} system lines (joins, calls, renames) not stored",
+                self.service
+            )?;
+        }
+        match (&self.me.name, self.me.how) {
+            (Some(n), "proposed") => writeln!(
+                f,
+                "you are probably \"{n}\": confirm with `twin --batch ingest --me \"{n}\" ...` or identity.me in config"
+            )?,
+            (Some(n), how) => writeln!(f, "you: \"{n}\" ({how})")?,
+            _ => {}
+        }
+        for p in &self.unrecognized {
+            writeln!(f, "not recognised: {}", p.display())?;
+        }
+        if !self.errors.is_empty() {
+            writeln!(f, "\n{} records skipped:", self.skipped)?;
+            for e in &self.errors {
+                match e.line {
+                    Some(l) => writeln!(f, "  {}:{l}: {}", e.file.display(), e.reason)?,
+                    None => writeln!(f, "  {}: {}", e.file.display(), e.reason)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::jobs::Summary for Summary {}
+
+/// Run an import with every importer. Errors in single records or units are
+/// reported in the summary; only a store failure or cancellation fails the job.
+pub fn run(store: &Store, opts: &Options, ctx: &JobCtx) -> anyhow::Result<Summary> {
+    run_with(store, opts, ctx, &super::importers())
+}
+
+/// [`run`] with a given set of importers.
+pub fn run_with(
+    store: &Store,
+    opts: &Options,
+    ctx: &JobCtx,
+    registry: &[Box<dyn Importer>],
+) -> anyhow::Result<Summary> {
+    for p in &opts.paths {
+        if !p.exists() {
+            anyhow::bail!(
+                "{}: no such file or folder; check the path (nothing was imported)",
+                p.display()
+            );
+        }
+    }
+    let importers: Vec<&dyn Importer> = match opts.format {
+        Some(f) => registry
+            .iter()
+            .filter(|i| i.format() == f)
+            .map(|b| b.as_ref())
+            .collect(),
+        None => registry.iter().map(|b| b.as_ref()).collect(),
+    };
+    if importers.is_empty() {
+        anyhow::bail!(
+            "no importer for that format; twin reads: {}",
+            available(registry)
+        );
+    }
+
+    let mut summary = Summary::default();
+    // Claim units in every path first, so progress knows the total.
+    let mut plans: Vec<(Box<dyn Source>, Vec<Unit>)> = Vec::new();
+    for path in &opts.paths {
+        let src = match open_source(path) {
+            Ok(s) => s,
+            Err(e) => {
+                summary.skipped += 1;
+                summary.errors.push(ErrorEntry {
+                    file: path.clone(),
+                    line: None,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut pool: Vec<PathBuf> = src.files().to_vec();
+        let mut units = Vec::new();
+        for imp in &importers {
+            let claimed = imp.claim(src.as_ref(), &pool, opts.format.is_some());
+            let taken: HashSet<&PathBuf> = claimed.iter().flat_map(|u| u.files.iter()).collect();
+            pool.retain(|f| !taken.contains(f));
+            units.extend(claimed);
+        }
+        let single_file = src.files().len() == 1 && src.files()[0].as_os_str().is_empty();
+        for f in pool.iter().filter(|f| single_file || !is_media(f)) {
+            summary.unrecognized.push(src.display(f));
+        }
+        if units.is_empty() {
+            let what = match opts.format {
+                Some(f) => format!("it does not look like a {f} export"),
+                None => format!("twin reads: {}", available(registry)),
+            };
+            summary.errors.push(ErrorEntry {
+                file: path.clone(),
+                line: None,
+                reason: format!("no export found here; {what}"),
+            });
+            summary.skipped += 1;
+        }
+        plans.push((src, units));
+    }
+
+    let total: u64 = plans
+        .iter()
+        .flat_map(|(s, us)| us.iter().map(move |u| unit_bytes(s.as_ref(), u)))
+        .sum();
+    let progress = Arc::new(AtomicU64::new(0));
+    let me = MeMatcher::new(&opts.me);
+    let mut state = State::load(store)?;
+    let mut touched_conversations = HashSet::new();
+    let mut touched_contacts = HashSet::new();
+
+    for (src, units) in &plans {
+        for unit in units {
+            ctx.check_cancelled()?;
+            let counted = Counting {
+                inner: src.as_ref(),
+                read: progress.clone(),
+            };
+            let importer = importers
+                .iter()
+                .find(|i| i.format() == unit.format)
+                .expect("units come from these importers");
+            let env = Env {
+                store,
+                opts,
+                me: &me,
+                ctx,
+                progress: &progress,
+                total,
+            };
+            let file = import_unit(&env, *importer, &counted, unit, &mut state, &mut summary)?;
+            touched_conversations.extend(file.1);
+            touched_contacts.extend(file.2);
+            summary.files.push(file.0);
+        }
+    }
+    ctx.progress(total, Some(total), "bytes");
+    summary.windows = super::windows::rebuild_stale(store, opts.window_gap_ms, ctx)?;
+    summary.conversations = touched_conversations.len() as u64;
+    summary.contacts = touched_contacts.len() as u64;
+    summary.me = resolve_me(store)?;
+    Ok(summary)
+}
+
+fn available(registry: &[Box<dyn Importer>]) -> String {
+    let names: BTreeSet<&str> = registry.iter().map(|i| i.format().name()).collect();
+    names.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// Photos, audio and other files that ride along in exports.
+fn is_media(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with('.')
+        || matches!(
+            ext.as_str(),
+            "jpg"
+                | "jpeg"
+                | "png"
+                | "gif"
+                | "webp"
+                | "heic"
+                | "bmp"
+                | "svg"
+                | "mp4"
+                | "mov"
+                | "webm"
+                | "3gp"
+                | "mp3"
+                | "m4a"
+                | "ogg"
+                | "opus"
+                | "wav"
+                | "aac"
+                | "vcf"
+                | "html"
+                | "css"
+                | "js"
+                | "base"
+                | "canvas"
+                | "tgs"
+                | "webm_"
+        )
+}
+
+fn unit_bytes(src: &dyn Source, unit: &Unit) -> u64 {
+    unit.files.iter().filter_map(|f| src.size(f)).sum()
+}
+
+/// Sizes of every file and the head of the first: a changed export changes it.
+fn unit_fingerprint(src: &dyn Source, unit: &Unit) -> u64 {
+    let mut bytes = Vec::new();
+    for f in &unit.files {
+        bytes.extend_from_slice(f.to_string_lossy().as_bytes());
+        bytes.extend_from_slice(&src.size(f).unwrap_or(0).to_le_bytes());
+    }
+    if let Some(first) = unit.files.first()
+        && let Ok(head) = src.head(first, 4096)
+    {
+        bytes.extend_from_slice(&head);
+    }
+    super::records::fingerprint(&bytes)
+}
+
+/// What is already in the store that a run needs to update incrementally.
+struct State {
+    aliases: HashMap<String, Id>,
+    contacts: HashMap<Id, Contact>,
+    conversations: HashMap<Id, Conversation>,
+}
+
+impl State {
+    fn load(store: &Store) -> Result<State, StoreError> {
+        // Aliases and contacts are small (people, not messages): load them once.
+        let mut aliases = HashMap::new();
+        for kv in store.tree(Tree::Index).scan_prefix(b"a") {
+            let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
+            let identity = String::from_utf8_lossy(&k[1..k.len().saturating_sub(1)]).into_owned();
+            aliases.insert(
+                identity,
+                u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            );
+        }
+        let mut contacts = HashMap::new();
+        for r in store.scan::<Contact>([]) {
+            let (_, c) = r?;
+            contacts.insert(c.id, c);
+        }
+        Ok(State {
+            aliases,
+            contacts,
+            conversations: HashMap::new(),
+        })
+    }
+
+    /// Bring a stored conversation into the cache before updating it.
+    fn load_conversation(&mut self, store: &Store, id: Id) -> Result<(), StoreError> {
+        if !self.conversations.contains_key(&id)
+            && let Some(c) = store.get::<Conversation>(Conversation::key(id))?
+        {
+            self.conversations.insert(id, c);
+        }
+        Ok(())
+    }
+}
+
+/// A message ready to store.
+struct Pending {
+    key: [u8; 16],
+    msg: Message,
+    /// Identities of the author, for aliases of a new contact.
+    identities: Vec<String>,
+    author_name: String,
+    me: bool,
+    conversation_native: String,
+    title: Option<String>,
+    group: Option<bool>,
+}
+
+/// What every unit of one run shares.
+struct Env<'a> {
+    store: &'a Store,
+    opts: &'a Options,
+    me: &'a MeMatcher,
+    ctx: &'a JobCtx,
+    progress: &'a Arc<AtomicU64>,
+    total: u64,
+}
+
+/// Import one unit; returns its summary and the conversations and contacts it touched.
+fn import_unit(
+    env: &Env,
+    importer: &dyn Importer,
+    src: &dyn Source,
+    unit: &Unit,
+    state: &mut State,
+    summary: &mut Summary,
+) -> anyhow::Result<(FileSummary, HashSet<Id>, HashSet<Id>)> {
+    let Env {
+        store,
+        opts,
+        me,
+        ctx,
+        progress,
+        total,
+    } = *env;
+    let label = src.display(&unit.label);
+    let source_id = id_of(&[
+        unit.format.name().as_bytes(),
+        label.to_string_lossy().as_bytes(),
+    ]);
+    let fingerprint = unit_fingerprint(src, unit);
+    let previous = store.get::<SourceRecord>(Key::new().u64(source_id))?;
+    let mut file = FileSummary {
+        path: label.clone(),
+        format: Some(unit.format),
+        status: "imported",
+        ..Default::default()
+    };
+    let resume_from = match &previous {
+        Some(p) if p.fingerprint == fingerprint && p.complete => {
+            progress.fetch_add(unit_bytes(src, unit), Ordering::Relaxed);
+            file.status = "unchanged";
+            file.messages = p.messages;
+            summary.messages += p.messages;
+            return Ok((file, HashSet::new(), HashSet::new()));
+        }
+        Some(p) if p.fingerprint == fingerprint => p.cursor,
+        _ => 0,
+    };
+    ctx.log(
+        Level::Info,
+        format!("reading {} as {}", label.display(), unit.format),
+    );
+    let record = SourceRecord {
+        id: source_id,
+        format: unit.format,
+        path: label.clone(),
+        files: unit.files.len() as u64,
+        bytes: unit_bytes(src, unit),
+        fingerprint,
+        cursor: resume_from,
+        complete: false,
+        messages: if resume_from > 0 {
+            previous.as_ref().map(|p| p.messages).unwrap_or(0)
+        } else {
+            0
+        },
+        new: if resume_from > 0 {
+            previous.as_ref().map(|p| p.new).unwrap_or(0)
+        } else {
+            0
+        },
+        imported_at_ms: Utc::now().timestamp_millis(),
+    };
+    let mut sink = StoreSink {
+        store,
+        format: unit.format,
+        source_id,
+        opts,
+        me,
+        state,
+        ctx,
+        progress,
+        total,
+        record,
+        resume_from,
+        seen: 0,
+        occurrences: HashMap::new(),
+        batch: Vec::with_capacity(BATCH),
+        failed: None,
+        problems: Vec::new(),
+        service: 0,
+        authors: HashSet::new(),
+        conversations: HashSet::new(),
+        contacts: HashSet::new(),
+        documents: 0,
+        people: 0,
+    };
+    let parsed = importer.parse(src, unit, &mut sink);
+    sink.flush();
+    if let Some(e) = sink.failed.take() {
+        return Err(e);
+    }
+    match parsed {
+        Ok(()) => {
+            sink.record.complete = true;
+            let record = sink.record.clone();
+            store.write(|tx| tx.put(Key::new().u64(source_id), &record))?;
+        }
+        Err(e) => {
+            file.status = "failed";
+            summary.skipped += 1;
+            summary.errors.push(ErrorEntry {
+                file: label.clone(),
+                line: None,
+                reason: e.to_string(),
+            });
+        }
+    }
+    file.messages = sink.people;
+    file.authors = sink.authors.len() as u64;
+    file.new = sink.record.new;
+    file.documents = sink.documents;
+    summary.messages += sink.people;
+    summary.new += sink.record.new;
+    summary.service += sink.service;
+    summary.documents += sink.documents;
+    summary.skipped += sink.problems.len() as u64;
+    for p in sink.problems.drain(..) {
+        if summary.errors.len() < MAX_ERRORS_LISTED {
+            summary.errors.push(ErrorEntry {
+                file: p.file,
+                line: p.line,
+                reason: p.reason,
+            });
+        }
+    }
+    Ok((
+        file,
+        std::mem::take(&mut sink.conversations),
+        std::mem::take(&mut sink.contacts),
+    ))
+}
+
+struct StoreSink<'a> {
+    store: &'a Store,
+    format: Format,
+    source_id: Id,
+    opts: &'a Options,
+    me: &'a MeMatcher,
+    state: &'a mut State,
+    ctx: &'a JobCtx,
+    progress: &'a Arc<AtomicU64>,
+    total: u64,
+    record: SourceRecord,
+    /// Messages of the stream already stored by an interrupted run.
+    resume_from: u64,
+    /// Messages of the stream seen so far (people's and service lines).
+    seen: u64,
+    /// How often each (conversation, author, time, text) occurred so far, so two
+    /// identical "ok"s in the same minute stay two messages.
+    occurrences: HashMap<[u8; 16], u32>,
+    batch: Vec<Pending>,
+    failed: Option<anyhow::Error>,
+    problems: Vec<Problem>,
+    service: u64,
+    authors: HashSet<String>,
+    conversations: HashSet<Id>,
+    contacts: HashSet<Id>,
+    documents: u64,
+    people: u64,
+}
+
+impl StoreSink<'_> {
+    fn resolve_author(&mut self, m: &RawMessage) -> (Id, Vec<String>, bool) {
+        let ids = identity::identities(self.format, &m.author);
+        let is_me = self.me.is_me(&m.author, &ids);
+        if is_me {
+            return (identity::me_id(), ids, true);
+        }
+        let found = ids.iter().find_map(|i| self.state.aliases.get(i).copied());
+        let id = found.unwrap_or_else(|| {
+            id_of(&[
+                b"contact",
+                ids.first().map(String::as_bytes).unwrap_or(b"?"),
+            ])
+        });
+        (id, ids, self.state.contacts.get(&id).is_some_and(|c| c.me))
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.failed.is_some() {
+            self.batch.clear();
+            return;
+        }
+        if self.ctx.is_cancelled() {
+            self.failed = Some(crate::jobs::Cancelled.into());
+            self.batch.clear();
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let seen = self.seen;
+        let result = self.store.write(|tx| {
+            let mut new = Vec::with_capacity(batch.len());
+            for p in &batch {
+                let is_new = tx.put(p.key, &p.msg)?;
+                if is_new {
+                    let t = index::timeline(p.msg.conversation, p.msg.at_ms, &p.key);
+                    tx.put_raw(Tree::Index, t, p.msg.author.to_be_bytes().to_vec())?;
+                }
+                new.push(is_new);
+            }
+            let updates = Updates::compute(&batch, &new, self.state, self.format, self.source_id);
+            for c in updates.contacts.values() {
+                tx.put(Contact::key(c.id), c)?;
+            }
+            for c in updates.conversations.values() {
+                tx.put(Conversation::key(c.id), c)?;
+            }
+            for (identity, id) in &updates.aliases {
+                tx.put_raw(
+                    Tree::Index,
+                    index::alias(identity),
+                    id.to_be_bytes().to_vec(),
+                )?;
+            }
+            let mut record = self.record.clone();
+            record.cursor = seen;
+            record.messages += batch.len() as u64;
+            record.new += new.iter().filter(|n| **n).count() as u64;
+            tx.put(Key::new().u64(self.source_id), &record)?;
+            Ok::<_, TxError>((updates, record))
+        });
+        match result {
+            Ok((updates, record)) => {
+                self.record = record;
+                self.state.aliases.extend(updates.aliases);
+                self.contacts.extend(updates.contacts.keys().copied());
+                self.state.contacts.extend(updates.contacts);
+                self.state.conversations.extend(updates.conversations);
+            }
+            Err(e) => self.failed = Some(e.into()),
+        }
+        let done = self.progress.load(Ordering::Relaxed);
+        self.ctx
+            .progress(done.min(self.total), Some(self.total), "bytes");
+    }
+}
+
+/// Contact, conversation and alias records after a batch (pure: it may run
+/// again if the transaction retries).
+struct Updates {
+    contacts: HashMap<Id, Contact>,
+    conversations: HashMap<Id, Conversation>,
+    aliases: Vec<(String, Id)>,
+}
+
+impl Updates {
+    fn compute(
+        batch: &[Pending],
+        new: &[bool],
+        state: &State,
+        format: Format,
+        source: Id,
+    ) -> Updates {
+        let mut contacts: HashMap<Id, Contact> = HashMap::new();
+        let mut conversations: HashMap<Id, Conversation> = HashMap::new();
+        let mut aliases = Vec::new();
+        for (p, &is_new) in batch.iter().zip(new) {
+            let m = &p.msg;
+            let c = contacts.entry(m.author).or_insert_with(|| {
+                state
+                    .contacts
+                    .get(&m.author)
+                    .cloned()
+                    .unwrap_or_else(|| Contact {
+                        id: m.author,
+                        name: p.author_name.clone(),
+                        names: Vec::new(),
+                        handles: Vec::new(),
+                        me: p.me,
+                        messages: 0,
+                        first_ms: m.at_ms,
+                        last_ms: m.at_ms,
+                        formats: Vec::new(),
+                    })
+            });
+            for identity in &p.identities {
+                if !state.aliases.contains_key(identity)
+                    && !aliases.iter().any(|(i, _)| i == identity)
+                {
+                    aliases.push((identity.clone(), m.author));
+                }
+                if !identity.starts_with("name:") && !c.handles.contains(identity) {
+                    c.handles.push(identity.clone());
+                }
+            }
+            if !c.formats.contains(&format) {
+                c.formats.push(format);
+            }
+            c.me |= p.me;
+            if is_new {
+                c.messages += 1;
+                c.first_ms = c.first_ms.min(m.at_ms);
+                c.last_ms = c.last_ms.max(m.at_ms);
+                match c.names.iter_mut().find(|(n, _)| *n == p.author_name) {
+                    Some((_, k)) => *k += 1,
+                    None => c.names.push((p.author_name.clone(), 1)),
+                }
+                // The most used name; on a tie the first one seen.
+                let mut best: Option<&(String, u64)> = None;
+                for entry in &c.names {
+                    if best.is_none_or(|b| entry.1 > b.1) {
+                        best = Some(entry);
+                    }
+                }
+                if let Some((name, _)) = best {
+                    c.name = name.clone();
+                }
+            }
+            let conv = conversations.entry(m.conversation).or_insert_with(|| {
+                state
+                    .conversations
+                    .get(&m.conversation)
+                    .cloned()
+                    .unwrap_or_else(|| Conversation {
+                        id: m.conversation,
+                        source,
+                        format,
+                        native: p.conversation_native.clone(),
+                        title: p.title.clone(),
+                        group: p.group,
+                        participants: Vec::new(),
+                        messages: 0,
+                        first_ms: m.at_ms,
+                        last_ms: m.at_ms,
+                        windows_stale: false,
+                    })
+            });
+            if conv.title.is_none() {
+                conv.title = p.title.clone();
+            }
+            if conv.group.is_none() {
+                conv.group = p.group;
+            }
+            if !conv.participants.contains(&m.author) {
+                conv.participants.push(m.author);
+            }
+            if is_new {
+                conv.messages += 1;
+                conv.first_ms = conv.first_ms.min(m.at_ms);
+                conv.last_ms = conv.last_ms.max(m.at_ms);
+                conv.windows_stale = true;
+            }
+        }
+        Updates {
+            contacts,
+            conversations,
+            aliases,
+        }
+    }
+}
+
+impl Sink for StoreSink<'_> {
+    fn message(&mut self, m: RawMessage) {
+        if self.failed.is_some() {
+            return;
+        }
+        let at = match m.at {
+            When::Utc(t) => t,
+            When::Local(t) => self.opts.zone.to_utc(t),
+        };
+        let at_ms = at.timestamp_millis();
+        let content = hash128(&[
+            self.format.name().as_bytes(),
+            m.conversation.as_bytes(),
+            m.author.name.as_bytes(),
+            m.author.handle.as_deref().unwrap_or("").as_bytes(),
+            &at_ms.to_be_bytes(),
+            m.text.as_bytes(),
+            &[m.kind as u8],
+        ]);
+        let n = self.occurrences.entry(content).or_insert(0);
+        *n += 1;
+        let occurrence = *n;
+        self.seen += 1;
+        if m.kind == MessageKind::Service {
+            self.service += 1;
+            return;
+        }
+        self.people += 1;
+        if self.authors.len() < 100_000 {
+            self.authors
+                .insert(identity::normalize_name(&m.author.name));
+        }
+        if self.seen <= self.resume_from {
+            return;
+        }
+        let key = hash128(&[&content, &occurrence.to_be_bytes()]);
+        let conversation = id_of(&[
+            b"conversation",
+            self.format.name().as_bytes(),
+            m.conversation.as_bytes(),
+        ]);
+        if self.conversations.insert(conversation)
+            && let Err(e) = self.state.load_conversation(self.store, conversation)
+        {
+            self.failed = Some(e.into());
+            return;
+        }
+        let (author, identities, me) = self.resolve_author(&m);
+        self.batch.push(Pending {
+            key,
+            msg: Message {
+                source: self.source_id,
+                conversation,
+                author,
+                at_ms,
+                text: m.text,
+                attachments: m.attachments,
+                native_id: m.id,
+                reply_to: m.reply_to,
+                reactions: m.reactions,
+                edited: m.edited,
+            },
+            identities,
+            author_name: m.author.name,
+            me,
+            conversation_native: m.conversation,
+            title: m.conversation_title,
+            group: m.group,
+        });
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn document(&mut self, d: Document) {
+        if self.failed.is_some() {
+            return;
+        }
+        let id = id_of(&[
+            b"document",
+            &self.source_id.to_be_bytes(),
+            d.path.to_string_lossy().as_bytes(),
+        ]);
+        let content_hash = super::records::fingerprint(d.text.as_bytes());
+        let doc = StoredDocument {
+            source: self.source_id,
+            doc: d,
+            content_hash,
+        };
+        if let Err(e) = self.store.write(|tx| tx.put(Key::new().u64(id), &doc)) {
+            self.failed = Some(e.into());
+        }
+        self.documents += 1;
+    }
+
+    fn problem(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+}
+
+/// Counts bytes read from a source, for progress.
+struct Counting<'a> {
+    inner: &'a dyn Source,
+    read: Arc<AtomicU64>,
+}
+
+impl Source for Counting<'_> {
+    fn root(&self) -> &Path {
+        self.inner.root()
+    }
+    fn files(&self) -> &[PathBuf] {
+        self.inner.files()
+    }
+    fn open(&self, rel: &Path) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(CountingRead {
+            inner: self.inner.open(rel)?,
+            read: self.read.clone(),
+        }))
+    }
+    fn size(&self, rel: &Path) -> Option<u64> {
+        self.inner.size(rel)
+    }
+    fn head(&self, rel: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.head(rel, n)
+    }
+    fn display(&self, rel: &Path) -> PathBuf {
+        self.inner.display(rel)
+    }
+}
+
+struct CountingRead<'a> {
+    inner: Box<dyn Read + 'a>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for CountingRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Who "me" is after this import: a contact marked by an export or alias, else
+/// a proposal (the author in the most conversations).
+fn resolve_me(store: &Store) -> Result<MeReport, StoreError> {
+    if let Some(me) = store.get::<Contact>(Contact::key(identity::me_id()))? {
+        return Ok(MeReport {
+            name: Some(me.name),
+            how: "confirmed",
+        });
+    }
+    let mut in_conversations: HashMap<Id, u64> = HashMap::new();
+    for r in store.scan::<Conversation>([]) {
+        let (_, c) = r?;
+        for p in c.participants {
+            *in_conversations.entry(p).or_default() += 1;
+        }
+    }
+    let best = in_conversations
+        .into_iter()
+        .max_by_key(|(id, n)| (*n, std::cmp::Reverse(*id)));
+    Ok(match best {
+        Some((id, n)) if n >= 2 => MeReport {
+            name: store.get::<Contact>(Contact::key(id))?.map(|c| c.name),
+            how: "proposed",
+        },
+        _ => MeReport {
+            name: None,
+            how: "unknown",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_convert_local_time() {
+        let t = NaiveDateTime::parse_from_str("2021-07-01 12:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        assert_eq!(berlin.to_utc(t).to_rfc3339(), "2021-07-01T10:00:00+00:00");
+        // A time inside the spring-forward gap moves forward instead of failing.
+        let gap =
+            NaiveDateTime::parse_from_str("2021-03-28 02:30:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(berlin.to_utc(gap).to_rfc3339(), "2021-03-28T01:30:00+00:00");
+        assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("IANA"));
+    }
+}

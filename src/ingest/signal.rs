@@ -1,0 +1,1 @@
+//! Importer being written (see src/ingest/mod.rs for the contract).
