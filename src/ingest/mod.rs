@@ -20,11 +20,11 @@ pub mod identity;
 pub mod mbox;
 pub mod messenger;
 pub mod notes;
-pub mod pipeline;
 pub mod pdf;
+pub mod pipeline;
 pub mod records;
-pub mod signal;
 pub mod sigexport;
+pub mod signal;
 pub mod slack;
 pub mod source;
 pub mod telegram;
@@ -111,7 +111,12 @@ impl FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown format `{s}`; twin reads: auto, {}", Format::names()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown format `{s}`; twin reads: auto, {}",
+                    Format::names()
+                )
+            })
     }
 }
 
@@ -192,7 +197,12 @@ pub struct RawMessage {
 
 impl RawMessage {
     /// A plain message with everything optional left empty.
-    pub fn new(conversation: impl Into<String>, author: Author, at: When, text: impl Into<String>) -> RawMessage {
+    pub fn new(
+        conversation: impl Into<String>,
+        author: Author,
+        at: When,
+        text: impl Into<String>,
+    ) -> RawMessage {
         RawMessage {
             conversation: conversation.into(),
             conversation_title: None,
@@ -269,11 +279,17 @@ pub enum ImportError {
 
 impl ImportError {
     pub fn unreadable(file: &Path, reason: impl Into<String>) -> ImportError {
-        ImportError::Unreadable { file: file.to_path_buf(), reason: reason.into() }
+        ImportError::Unreadable {
+            file: file.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 
     pub fn io(file: &Path, source: std::io::Error) -> ImportError {
-        ImportError::Io { file: file.to_path_buf(), source }
+        ImportError::Io {
+            file: file.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -319,18 +335,26 @@ impl Sink for Collect {
 impl Collect {
     /// Messages written by people (not service lines).
     pub fn people_messages(&self) -> impl Iterator<Item = &RawMessage> {
-        self.messages.iter().filter(|m| m.kind == MessageKind::Message)
+        self.messages
+            .iter()
+            .filter(|m| m.kind == MessageKind::Message)
     }
 
     /// Distinct author names of people's messages.
     pub fn authors(&self) -> std::collections::BTreeSet<&str> {
-        self.people_messages().map(|m| m.author.name.as_str()).collect()
+        self.people_messages()
+            .map(|m| m.author.name.as_str())
+            .collect()
     }
 }
 
 /// Claim and parse everything `importer` finds at `path` (a file, folder or
 /// zip): what tests use to run one importer on a fixture.
-pub fn read_with(importer: &dyn Importer, path: &Path, forced: bool) -> Result<(Vec<Unit>, Collect), ImportError> {
+pub fn read_with(
+    importer: &dyn Importer,
+    path: &Path,
+    forced: bool,
+) -> Result<(Vec<Unit>, Collect), ImportError> {
     let src = open_source(path).map_err(|e| ImportError::io(path, e))?;
     let pool = src.files().to_vec();
     let units = importer.claim(src.as_ref(), &pool, forced);
