@@ -53,6 +53,12 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         me: Vec<String>,
     },
+    /// How you write, overall and to each contact (built by ingest)
+    Profile {
+        /// Recompute it from the stored messages first
+        #[arg(long)]
+        rebuild: bool,
+    },
     /// Store counts, models found and folders
     Status,
     /// The effective configuration: every key, its value, default and where it came from
@@ -189,6 +195,19 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 pipeline::run(&store, &opts, ctx)
             })
         }
+        Command::Profile { rebuild } => {
+            let zone = match Zone::parse(&config.config.ingest.timezone) {
+                Ok(z) => z,
+                Err(e) => return usage(output, &format!("ingest.timezone: {e}")),
+            };
+            batch::run(output, kind, "reading the style profile", move |_| {
+                let store = Store::open(&paths.store_dir())?;
+                Ok(match crate::ingest::profile::Profile::load(&store)? {
+                    Some(p) if !rebuild => p,
+                    _ => crate::ingest::profile::rebuild(&store, zone)?,
+                })
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -223,6 +242,7 @@ fn parse_format(s: &str) -> Result<FormatArg, String> {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Ingest { .. } => "ingest",
+        Command::Profile { .. } => "profile",
         Command::Status => "status",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",

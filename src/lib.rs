@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod logging;
 pub mod models;
 pub mod paths;
+pub mod pii;
 pub mod status;
 pub mod store;
 pub mod tui;

@@ -191,6 +191,15 @@ fn me_comes_from_aliases_and_contacts_merge_across_files() {
         .unwrap();
     assert!(me.me);
     assert_eq!(me.messages, 2);
+    // The style profile is built from my messages, per one-to-one contact too.
+    let p = twin::ingest::profile::Profile::load(&store)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.me.as_deref(), Some("Me Myself"));
+    assert_eq!(p.overall.messages, 2);
+    let names: Vec<&str> = p.contacts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["Ann"]);
+    assert_eq!(p.contacts[0].style.messages, 2);
 }
 
 #[test]

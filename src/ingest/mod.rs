@@ -22,6 +22,7 @@ pub mod messenger;
 pub mod notes;
 pub mod pdf;
 pub mod pipeline;
+pub mod profile;
 pub mod records;
 pub mod sigexport;
 pub mod signal;

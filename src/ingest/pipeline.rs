@@ -312,6 +312,10 @@ pub fn run_with(
     summary.conversations = touched_conversations.len() as u64;
     summary.contacts = touched_contacts.len() as u64;
     summary.me = resolve_me(store)?;
+    if summary.new > 0 || super::profile::Profile::load(store)?.is_none() {
+        ctx.log(Level::Info, "updating the style profile");
+        super::profile::rebuild(store, opts.zone)?;
+    }
     Ok(summary)
 }
 
