@@ -107,7 +107,8 @@ impl Tmux {
             env!("CARGO_BIN_EXE_twin"),
             home.display()
         ));
-        self.wait_for("the TUI", |s| s.contains("1 Ingest") && s.contains("help"));
+        // The status bar is drawn last: once it shows, the first frame is complete.
+        self.wait_for("the TUI", |s| s.contains("1 Ingest") && s.contains("? help"));
         assert_eq!(self.flag("alternate_on"), "1");
     }
 
@@ -143,7 +144,7 @@ fn switch_panes_help_and_quit() {
     let Some(t) = Tmux::start("keys") else { return };
     let home = tempfile::tempdir().unwrap();
     t.launch(home.path(), "");
-    assert_eq!(focused_title(&t.screen()).as_deref(), Some("Ingest"));
+    t.wait_for("Ingest focused", |s| focused_title(s).as_deref() == Some("Ingest"));
     for (key, want) in [
         ("2", "Memory"),
         ("Tab", "Training"),

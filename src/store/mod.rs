@@ -423,7 +423,13 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), Some(migrate::SCHEMA_VERSION));
         assert!(s.counts().unwrap().iter().all(|(_, n)| *n == 0));
-        assert_eq!(s.counts().unwrap().len(), Tree::ALL.len() - 1);
+        assert_eq!(s.counts().unwrap().len(), Tree::data().count());
+        assert!(
+            !s.counts()
+                .unwrap()
+                .iter()
+                .any(|(t, _)| matches!(t, Tree::Meta | Tree::Index))
+        );
     }
 
     #[test]
