@@ -116,8 +116,9 @@ impl Tmux {
     fn assert_restored(&self) {
         self.wait_flag("alternate_on", "0");
         assert_eq!(self.flag("cursor_flag"), "1", "cursor visible again");
-        self.line("clear; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo | tr '\\n' ,; echo END");
-        let s = self.wait_for("stty output", |s| s.contains("END") && s.contains(','));
+        // The marker is split in the typed command, so only the output matches.
+        self.line("clear; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo | tr '\\n' ,; echo _DO\"\"NE_");
+        let s = self.wait_for("stty output", |s| s.contains("_DONE_"));
         assert!(s.contains("icanon,echo,"), "raw mode left on:\n{s}");
     }
 }
