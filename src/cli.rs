@@ -177,18 +177,9 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
             format,
             me,
         } => {
-            let zone = match Zone::parse(&config.config.ingest.timezone) {
-                Ok(z) => z,
-                Err(e) => return usage(output, &format!("ingest.timezone: {e}")),
-            };
-            let mut aliases = config.config.identity.me.clone();
-            aliases.extend(me);
-            let opts = pipeline::Options {
-                paths: inputs,
-                format: format.0,
-                me: aliases,
-                zone,
-                window_gap_ms: config.config.ingest.window_gap_minutes * 60_000,
+            let opts = match pipeline::Options::from_config(inputs, format.0, me, &config.config) {
+                Ok(o) => o,
+                Err(e) => return usage(output, &e),
             };
             batch::run(output, kind, "importing exports", move |ctx| {
                 let store = Store::open(&paths.store_dir())?;

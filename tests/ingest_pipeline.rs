@@ -213,6 +213,43 @@ fn without_aliases_me_is_proposed() {
 }
 
 #[test]
+fn naming_me_later_moves_the_earlier_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.lines"), "x|Ann|1|a\nx|Jo|2|b\n").unwrap();
+    std::fs::write(dir.path().join("b.lines"), "y|Bob|3|c\ny|Jo|4|d\n").unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let first = import(&store, &opts(vec![dir.path().to_path_buf()], &[]));
+    assert_eq!(first.me.how, "proposed");
+    let contacts_before = store.count(Tree::Contacts).unwrap();
+    // Same files, now saying who I am: nothing new, but Jo becomes me.
+    let again = import(&store, &opts(vec![dir.path().to_path_buf()], &["Jo"]));
+    assert_eq!(again.new, 0);
+    assert_eq!(
+        (again.me.name.as_deref(), again.me.how),
+        (Some("Jo"), "confirmed")
+    );
+    assert_eq!(
+        store.count(Tree::Contacts).unwrap(),
+        contacts_before,
+        "Jo moved, not copied"
+    );
+    let me = twin::ingest::contacts::find(&store, "jo").unwrap().unwrap();
+    assert!(me.me);
+    assert_eq!(me.id, twin::ingest::identity::me_id());
+    assert_eq!(me.messages, 2);
+    let p = twin::ingest::profile::Profile::load(&store)
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.overall.messages, 2);
+    for r in store.scan::<twin::ingest::records::Message>([]) {
+        let m = r.unwrap().1;
+        if m.text == "b" || m.text == "d" {
+            assert_eq!(m.author, me.id);
+        }
+    }
+}
+
+#[test]
 fn windows_split_at_long_pauses() {
     let dir = tempfile::tempdir().unwrap();
     let chat = dir.path().join("w.lines");

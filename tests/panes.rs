@@ -167,3 +167,102 @@ fn tiny_terminals_do_not_panic() {
         }
     }
 }
+
+fn ingest_state(w: u16, h: u16) -> State {
+    use twin::ingest::Format;
+    use twin::ingest::contacts::MeReport;
+    use twin::ingest::overview::{IngestOverview, SourceRow};
+    let mut s = state_at(Pane::Ingest, w, h, true);
+    s.ingest = Some(IngestOverview {
+        sources: vec![SourceRow {
+            path: PathBuf::from("/home/me/exports/WhatsApp Chat with Ann.txt"),
+            format: Format::Whatsapp,
+            messages: 1234,
+            new: 1234,
+            bytes: 98_000,
+            complete: true,
+            imported_at_ms: 0,
+        }],
+        // Three weeks from Monday 2024-01-01, busier at weekends.
+        activity: (0..21)
+            .map(|i| (19723 + i, if i % 7 >= 5 { 40 } else { (i % 4) as u64 * 5 }))
+            .collect(),
+        me: MeReport {
+            name: Some("Jo".into()),
+            contact: Some(7),
+            how: "proposed",
+        },
+    });
+    s.last_ingest = Some(serde_json::json!({
+        "messages": 1234, "new": 1234, "skipped": 1,
+        "files": [{"path": "chat.txt"}],
+        "errors": [{"file": "/home/me/exports/chat.txt", "line": 17, "reason": "a date that does not exist: 31/02/2021"}]
+    }));
+    s
+}
+
+#[test]
+fn ingest_pane_with_sources_activity_errors_and_a_running_import() {
+    let mut s = ingest_state(80, 40);
+    let ev = |body| {
+        Action::Job(JobEvent {
+            id: 5,
+            job: "ingest".into(),
+            body,
+        })
+    };
+    update(
+        &mut s,
+        ev(JobBody::Started {
+            title: "importing ~/exports".into(),
+        }),
+    );
+    update(
+        &mut s,
+        ev(JobBody::Log {
+            level: Level::Info,
+            message: "reading telegram/result.json as telegram".into(),
+        }),
+    );
+    update(
+        &mut s,
+        ev(JobBody::Progress {
+            done: 3_000_000,
+            total: Some(8_000_000),
+            unit: "bytes".into(),
+            rate: Some(1_000_000.0),
+        }),
+    );
+    insta::assert_snapshot!("ingest_busy_80x40", draw(&s, 80, 40));
+}
+
+#[test]
+fn import_prompt_with_completions() {
+    let mut s = ingest_state(80, 24);
+    update(&mut s, Action::StartIngest);
+    for c in "~/exp".chars() {
+        update(&mut s, Action::PromptInsert(c));
+    }
+    update(
+        &mut s,
+        Action::PromptSet {
+            input: "~/exports/".into(),
+            candidates: vec!["signal/".into(), "chat.zip".into()],
+        },
+    );
+    insta::assert_snapshot!("import_prompt_80x24", draw(&s, 80, 24));
+    assert_eq!(
+        update(&mut s, Action::PromptSubmit),
+        vec![twin::app::Effect::StartIngest(vec!["~/exports/".into()])]
+    );
+    assert!(s.prompt.is_none());
+}
+
+#[test]
+fn confirm_me_asks_to_merge_the_proposed_author() {
+    let mut s = ingest_state(80, 24);
+    assert_eq!(
+        update(&mut s, Action::ConfirmMe),
+        vec![twin::app::Effect::ConfirmMe(7)]
+    );
+}

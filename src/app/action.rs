@@ -28,6 +28,12 @@ pub enum Action {
     DismissNotification,
     Refresh,
     CancelJob,
+    StartIngest,
+    ConfirmMe,
+    PromptSubmit,
+    PromptCancel,
+    PromptComplete,
+    PromptBackspace,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -46,6 +52,18 @@ pub enum Action {
     Overview(Box<StatusReport>),
     #[serde(skip)]
     Notify(Notification),
+    /// A character typed into the open prompt.
+    #[serde(skip)]
+    PromptInsert(char),
+    /// Replace the prompt's text (path completion), with the candidates seen.
+    #[serde(skip)]
+    PromptSet {
+        input: String,
+        candidates: Vec<String>,
+    },
+    /// Fresh sources, activity and identity for the Ingest pane.
+    #[serde(skip)]
+    IngestOverview(Box<crate::ingest::overview::IngestOverview>),
 }
 
 impl Action {
@@ -75,6 +93,15 @@ impl Action {
         ),
         (Action::Refresh, "re-read the store"),
         (Action::CancelJob, "cancel the newest running job"),
+        (Action::StartIngest, "import a file, folder or zip"),
+        (Action::ConfirmMe, "confirm that the proposed author is you"),
+        (Action::PromptSubmit, "accept what is typed"),
+        (Action::PromptCancel, "close the prompt"),
+        (Action::PromptComplete, "complete the path"),
+        (
+            Action::PromptBackspace,
+            "delete the character before the cursor",
+        ),
     ];
 
     /// Parse an action name as written in a keymap file.

@@ -6,5 +6,5 @@ mod state;
 mod update;
 
 pub use action::Action;
-pub use state::{JobView, LayoutMode, Notification, Pane, State};
+pub use state::{JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State};
 pub use update::{Effect, update};

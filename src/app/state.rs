@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::overview::IngestOverview;
 use crate::jobs::{JobId, Level};
 use crate::status::StatusReport;
 
@@ -68,6 +69,57 @@ pub struct JobView {
     pub total: Option<u64>,
     pub unit: String,
     pub rate: Option<f64>,
+    /// The job's latest info line ("reading chat.txt as whatsapp").
+    pub detail: Option<String>,
+}
+
+impl JobView {
+    /// Share done, 0.0 to 1.0, when the total is known.
+    pub fn fraction(&self) -> Option<f64> {
+        self.total
+            .filter(|t| *t > 0)
+            .map(|t| (self.done as f64 / t as f64).clamp(0.0, 1.0))
+    }
+
+    /// "1.2 MB/s" or "350 messages/s".
+    pub fn speed(&self) -> Option<String> {
+        let r = self.rate.filter(|r| *r > 0.0)?;
+        Some(match self.unit.as_str() {
+            "bytes" => format!("{}/s", crate::status::human_bytes(r as u64)),
+            unit => format!("{r:.0} {unit}/s"),
+        })
+    }
+
+    /// Seconds left at the current rate.
+    pub fn eta_secs(&self) -> Option<u64> {
+        let r = self.rate.filter(|r| *r > 0.0)?;
+        let total = self.total?;
+        Some((total.saturating_sub(self.done) as f64 / r) as u64)
+    }
+}
+
+/// What a prompt is asking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptPurpose {
+    /// A file, folder or zip to import.
+    ImportPath,
+}
+
+/// A one-line text prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub purpose: PromptPurpose,
+    pub input: String,
+    /// Completions offered for the input (shown under it).
+    pub candidates: Vec<String>,
+}
+
+impl PromptPurpose {
+    pub fn label(self) -> &'static str {
+        match self {
+            PromptPurpose::ImportPath => "Import (file, folder or zip)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +142,10 @@ pub struct State {
     /// Newest last; the status bar shows the newest.
     pub notifications: VecDeque<Notification>,
     pub overview: Option<StatusReport>,
+    pub ingest: Option<IngestOverview>,
+    /// The summary of the last import that finished while twin ran.
+    pub last_ingest: Option<serde_json::Value>,
+    pub prompt: Option<Prompt>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub quit: bool,
@@ -107,6 +163,9 @@ impl State {
             jobs: BTreeMap::new(),
             notifications: VecDeque::new(),
             overview: None,
+            ingest: None,
+            last_ingest: None,
+            prompt: None,
             pending_keys: String::new(),
             quit: false,
         }

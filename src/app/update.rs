@@ -1,4 +1,5 @@
-use super::{Action, JobView, LayoutMode, Pane, State};
+use super::{Action, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
+use crate::ingest::records::Id;
 use crate::jobs::{JobBody, JobId, Level};
 
 /// What the front-end must do after an update.
@@ -9,6 +10,12 @@ pub enum Effect {
     /// Re-read counts, models and folders, then send `Action::Overview`.
     RefreshOverview,
     CancelJob(JobId),
+    /// Start an import job of these paths (as typed: `~` not yet expanded).
+    StartIngest(Vec<String>),
+    /// Complete a typed path, then send `Action::PromptSet`.
+    CompletePath(String),
+    /// Merge this contact into "me".
+    ConfirmMe(Id),
 }
 
 /// The only place state changes.
@@ -54,6 +61,63 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             state.notify(Level::Info, "no job is running");
         }
+        Action::StartIngest => {
+            if state.jobs.values().any(|j| j.kind == "ingest") {
+                state.notify(Level::Info, "an import is already running");
+            } else {
+                state.focus = Pane::Ingest;
+                state.prompt = Some(Prompt {
+                    purpose: PromptPurpose::ImportPath,
+                    input: String::new(),
+                    candidates: Vec::new(),
+                });
+            }
+        }
+        Action::ConfirmMe => match state.ingest.as_ref().map(|i| (&i.me.how, i.me.contact)) {
+            Some((&"proposed", Some(id))) => return vec![Effect::ConfirmMe(id)],
+            Some((&"confirmed", _)) => state.notify(Level::Info, "you are already known"),
+            _ => state.notify(
+                Level::Info,
+                "import some chats first: twin proposes which author is you",
+            ),
+        },
+        Action::PromptInsert(c) => {
+            if let Some(p) = &mut state.prompt {
+                p.input.push(c);
+                p.candidates.clear();
+            }
+        }
+        Action::PromptBackspace => {
+            if let Some(p) = &mut state.prompt {
+                p.input.pop();
+                p.candidates.clear();
+            }
+        }
+        Action::PromptSet { input, candidates } => {
+            if let Some(p) = &mut state.prompt {
+                (p.input, p.candidates) = (input, candidates);
+            }
+        }
+        Action::PromptComplete => {
+            if let Some(p) = &state.prompt {
+                return vec![Effect::CompletePath(p.input.clone())];
+            }
+        }
+        Action::PromptCancel => state.prompt = None,
+        Action::PromptSubmit => {
+            if let Some(p) = state.prompt.take() {
+                let input = p.input.trim().to_string();
+                if input.is_empty() {
+                    state.prompt = Some(p);
+                    state.notify(Level::Info, "type a path first (tab completes)");
+                } else {
+                    match p.purpose {
+                        PromptPurpose::ImportPath => return vec![Effect::StartIngest(vec![input])],
+                    }
+                }
+            }
+        }
+        Action::IngestOverview(o) => state.ingest = Some(*o),
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
         Action::Notify(n) => state.notify(n.level, n.text),
@@ -68,6 +132,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         total: None,
                         unit: String::new(),
                         rate: None,
+                        detail: None,
                     },
                 );
             }
@@ -84,10 +149,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             JobBody::Log { level, message } => {
                 if level != Level::Info {
                     state.notify(level, format!("{}: {message}", ev.job));
+                } else if let Some(j) = state.jobs.get_mut(&ev.id) {
+                    j.detail = Some(message);
                 }
             }
-            JobBody::Done { .. } => {
+            JobBody::Done { summary } => {
                 state.jobs.remove(&ev.id);
+                if ev.job == "ingest" {
+                    state.last_ingest = Some(summary);
+                }
                 state.notify(Level::Info, format!("{} finished", ev.job));
                 return vec![Effect::RefreshOverview];
             }

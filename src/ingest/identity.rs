@@ -127,6 +127,11 @@ impl MeMatcher {
     pub fn is_empty(&self) -> bool {
         self.identities.is_empty()
     }
+
+    /// The identity strings that mean me.
+    pub fn identities(&self) -> &[String] {
+        &self.identities
+    }
 }
 
 #[cfg(test)]

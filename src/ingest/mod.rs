@@ -13,6 +13,7 @@
 //!   encrypted PDF, an I/O error) returns an [`ImportError`].
 //! - Importers never touch the store: the pipeline hashes, dedupes and writes.
 
+pub mod contacts;
 pub mod discord;
 pub mod gchat;
 pub mod hangouts;
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod mbox;
 pub mod messenger;
 pub mod notes;
+pub mod overview;
 pub mod pdf;
 pub mod pipeline;
 pub mod profile;

@@ -66,6 +66,49 @@ impl Zone {
             Zone::Named(tz) => pick(&tz, t),
         }
     }
+
+    /// The local wall-clock time of an instant.
+    pub fn local(self, at_ms: i64) -> NaiveDateTime {
+        let utc = Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default();
+        match self {
+            Zone::Local => utc.with_timezone(&chrono::Local).naive_local(),
+            Zone::Named(tz) => utc.with_timezone(&tz).naive_local(),
+        }
+    }
+
+    /// Days since 1970-01-01 of an instant's local date.
+    pub fn local_day(self, at_ms: i64) -> i64 {
+        self.local(at_ms)
+            .date()
+            .signed_duration_since(chrono::NaiveDate::default())
+            .num_days()
+    }
+}
+
+fn be_u64(v: &[u8]) -> u64 {
+    u64::from_be_bytes(v.try_into().unwrap_or([0; 8]))
+}
+
+impl Options {
+    /// Options from the config plus the command's own `--format` and `--me`.
+    pub fn from_config(
+        paths: Vec<PathBuf>,
+        format: Option<Format>,
+        extra_me: Vec<String>,
+        config: &crate::config::Config,
+    ) -> Result<Options, String> {
+        let zone =
+            Zone::parse(&config.ingest.timezone).map_err(|e| format!("ingest.timezone: {e}"))?;
+        let mut me = config.identity.me.clone();
+        me.extend(extra_me);
+        Ok(Options {
+            paths,
+            format,
+            me,
+            zone,
+            window_gap_ms: config.ingest.window_gap_minutes * 60_000,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,15 +148,6 @@ pub struct ErrorEntry {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct MeReport {
-    /// The contact twin takes for you, if any.
-    pub name: Option<String>,
-    /// "export" (the export says so), "alias" (config/--me), "proposed" (a guess
-    /// to confirm), or "unknown".
-    pub how: &'static str,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub messages: u64,
     pub new: u64,
@@ -129,7 +163,7 @@ pub struct Summary {
     /// Files no importer recognised.
     pub unrecognized: Vec<PathBuf>,
     pub windows: u64,
-    pub me: MeReport,
+    pub me: super::contacts::MeReport,
 }
 
 impl std::fmt::Display for Summary {
@@ -278,6 +312,25 @@ pub fn run_with(
         .sum();
     let progress = Arc::new(AtomicU64::new(0));
     let me = MeMatcher::new(&opts.me);
+    // `--me` or identity.me may name an author an earlier import took for
+    // someone else: make them me now, messages and all.
+    let mut merged = false;
+    for identity in me.identities() {
+        let alias = store
+            .tree(Tree::Index)
+            .get(index::alias(identity))
+            .map_err(|e| StoreError::Aborted(e.to_string()))?;
+        if let Some(id) = alias.map(|v| be_u64(&v))
+            && id != identity::me_id()
+        {
+            let r = super::contacts::merge(store, id, identity::me_id())?;
+            ctx.log(
+                Level::Info,
+                format!("{identity} is you: moved {} messages", r.messages),
+            );
+            merged = true;
+        }
+    }
     let mut state = State::load(store)?;
     let mut touched_conversations = HashSet::new();
     let mut touched_contacts = HashSet::new();
@@ -311,8 +364,8 @@ pub fn run_with(
     summary.windows = super::windows::rebuild_stale(store, opts.window_gap_ms, ctx)?;
     summary.conversations = touched_conversations.len() as u64;
     summary.contacts = touched_contacts.len() as u64;
-    summary.me = resolve_me(store)?;
-    if summary.new > 0 || super::profile::Profile::load(store)?.is_none() {
+    summary.me = super::contacts::who_is_me(store)?;
+    if summary.new > 0 || merged || super::profile::Profile::load(store)?.is_none() {
         ctx.log(Level::Info, "updating the style profile");
         super::profile::rebuild(store, opts.zone)?;
     }
@@ -652,7 +705,14 @@ impl StoreSink<'_> {
                 }
                 new.push(is_new);
             }
-            let updates = Updates::compute(&batch, &new, self.state, self.format, self.source_id);
+            let updates = Updates::compute(
+                &batch,
+                &new,
+                self.state,
+                self.format,
+                self.source_id,
+                self.opts.zone,
+            );
             for c in updates.contacts.values() {
                 tx.put(Contact::key(c.id), c)?;
             }
@@ -665,6 +725,14 @@ impl StoreSink<'_> {
                     index::alias(identity),
                     id.to_be_bytes().to_vec(),
                 )?;
+            }
+            for (&day, &n) in &updates.days {
+                let key = index::day(day);
+                let old = tx
+                    .get_raw(Tree::Index, &key)?
+                    .map(|v| be_u64(&v))
+                    .unwrap_or(0);
+                tx.put_raw(Tree::Index, key, (old + n).to_be_bytes().to_vec())?;
             }
             let mut record = self.record.clone();
             record.cursor = seen;
@@ -695,6 +763,8 @@ struct Updates {
     contacts: HashMap<Id, Contact>,
     conversations: HashMap<Id, Conversation>,
     aliases: Vec<(String, Id)>,
+    /// New messages per local day.
+    days: HashMap<i64, u64>,
 }
 
 impl Updates {
@@ -704,7 +774,12 @@ impl Updates {
         state: &State,
         format: Format,
         source: Id,
+        zone: Zone,
     ) -> Updates {
+        let mut days: HashMap<i64, u64> = HashMap::new();
+        for (p, _) in batch.iter().zip(new).filter(|(_, n)| **n) {
+            *days.entry(zone.local_day(p.msg.at_ms)).or_default() += 1;
+        }
         let mut contacts: HashMap<Id, Contact> = HashMap::new();
         let mut conversations: HashMap<Id, Conversation> = HashMap::new();
         let mut aliases = Vec::new();
@@ -799,6 +874,7 @@ impl Updates {
             contacts,
             conversations,
             aliases,
+            days,
         }
     }
 }
@@ -944,37 +1020,6 @@ impl Read for CountingRead<'_> {
         self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
-}
-
-/// Who "me" is after this import: a contact marked by an export or alias, else
-/// a proposal (the author in the most conversations).
-fn resolve_me(store: &Store) -> Result<MeReport, StoreError> {
-    if let Some(me) = store.get::<Contact>(Contact::key(identity::me_id()))? {
-        return Ok(MeReport {
-            name: Some(me.name),
-            how: "confirmed",
-        });
-    }
-    let mut in_conversations: HashMap<Id, u64> = HashMap::new();
-    for r in store.scan::<Conversation>([]) {
-        let (_, c) = r?;
-        for p in c.participants {
-            *in_conversations.entry(p).or_default() += 1;
-        }
-    }
-    let best = in_conversations
-        .into_iter()
-        .max_by_key(|(id, n)| (*n, std::cmp::Reverse(*id)));
-    Ok(match best {
-        Some((id, n)) if n >= 2 => MeReport {
-            name: store.get::<Contact>(Contact::key(id))?.map(|c| c.name),
-            how: "proposed",
-        },
-        _ => MeReport {
-            name: None,
-            how: "unknown",
-        },
-    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{TimeZone, Timelike, Utc};
+use chrono::Timelike;
 use serde::{Deserialize, Serialize};
 
 use super::identity::me_id;
@@ -326,11 +326,7 @@ pub fn rebuild(store: &Store, zone: Zone) -> Result<Profile, StoreError> {
 }
 
 fn local_hour(zone: Zone, at_ms: i64) -> u32 {
-    let utc = Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default();
-    match zone {
-        Zone::Local => utc.with_timezone(&chrono::Local).hour(),
-        Zone::Named(tz) => utc.with_timezone(&tz).hour(),
-    }
+    zone.local(at_ms).hour()
 }
 
 impl fmt::Display for Style {

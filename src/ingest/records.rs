@@ -203,6 +203,19 @@ pub mod index {
     pub fn timeline_prefix(conversation: Id) -> Key {
         Key::new().bytes(b"t").u64(conversation)
     }
+
+    /// Messages per local day (days since 1970-01-01); the value is a u64 count.
+    pub fn day(day: i64) -> Key {
+        Key::new().bytes(b"d").i64(day)
+    }
+
+    pub const DAY_PREFIX: &[u8] = b"d";
+
+    /// The day number back from a [`day`] key.
+    pub fn day_of_key(k: &[u8]) -> Option<i64> {
+        let b: [u8; 8] = k.get(1..9)?.try_into().ok()?;
+        Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+    }
 }
 
 /// `MessageKind` only matters before storing: service lines are counted, not kept.

@@ -343,6 +343,15 @@ impl Tx<'_> {
             .transpose()?)
     }
 
+    /// Raw bytes under `key` (for values that are not serde records).
+    pub fn get_raw(
+        &self,
+        tree: Tree,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<sled::IVec>, TxError> {
+        Ok(self.view(tree).get(key.as_ref())?)
+    }
+
     /// Insert or replace; returns true when the key was new.
     pub fn put<T: Record>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<bool, TxError> {
         self.put_raw(T::TREE, key, codec::encode(value)?)

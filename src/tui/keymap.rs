@@ -39,16 +39,19 @@ pub enum Mode {
     Training,
     Chat,
     Help,
+    /// While a text prompt is open.
+    Prompt,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
         Mode::Training,
         Mode::Chat,
         Mode::Help,
+        Mode::Prompt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Mode {
             Mode::Training => "training",
             Mode::Chat => "chat",
             Mode::Help => "help",
+            Mode::Prompt => "prompt",
         }
     }
 

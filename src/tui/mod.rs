@@ -2,13 +2,17 @@
 //! bar, a help overlay generated from the live keymap. It draws only when
 //! something changed, so an idle twin uses no CPU and sends nothing over SSH.
 
+pub mod complete;
 pub mod keymap;
 pub mod panes;
 pub mod terminal;
 pub mod theme;
 pub mod ui;
 
+use std::collections::VecDeque;
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
@@ -21,6 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::app::{self, Action, Effect, LayoutMode, State};
 use crate::config::Loaded;
 use crate::diag::Diagnostic;
+use crate::ingest::{contacts, identity, overview, pipeline, profile, windows};
 use crate::jobs::{Jobs, Level};
 use crate::paths::Paths;
 use crate::status::StatusReport;
@@ -54,6 +59,14 @@ pub fn run(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
     runtime.block_on(event_loop(paths, config, store))
 }
 
+/// What performing effects needs.
+struct Ctx {
+    paths: Paths,
+    config: Loaded,
+    store: Arc<Store>,
+    jobs: Jobs,
+}
+
 async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
     let (keymap, theme, diags) = load_look(&paths, &config, &TermEnv::from_env());
     let mut state = State::new(LayoutMode::from_config(&config.config.ui.layout));
@@ -62,12 +75,19 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         state.notify(Level::Warn, d.to_string());
     }
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
+    state.ingest = Some(overview::gather(&store)?);
     let (jobs, mut job_events) = Jobs::new();
+    let ctx = Ctx {
+        paths,
+        config,
+        store: Arc::new(store),
+        jobs,
+    };
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
 
-    let _guard = terminal::TerminalGuard::enter(config.config.ui.mouse)?;
+    let _guard = terminal::TerminalGuard::enter(ctx.config.config.ui.mouse)?;
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     let size = term.size()?;
     state.size = (size.width, size.height);
@@ -110,26 +130,90 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         }
         let Some(action) = action else { continue };
         dirty = true;
-        for effect in app::update(&mut state, action) {
-            match effect {
-                Effect::Quit => jobs.cancel_all(),
-                Effect::CancelJob(id) => {
-                    jobs.cancel(id);
-                }
-                Effect::RefreshOverview => match StatusReport::gather(&paths, &config, &store) {
-                    Ok(r) => {
-                        app::update(&mut state, Action::Overview(Box::new(r)));
-                    }
-                    Err(e) => state.notify(Level::Error, format!("reading the store failed: {e}")),
-                },
+        let mut queue = VecDeque::from([action]);
+        while let Some(action) = queue.pop_front() {
+            for effect in app::update(&mut state, action) {
+                queue.extend(perform(effect, &ctx));
             }
         }
         if state.quit {
             break;
         }
     }
-    drop(store);
+    ctx.jobs.cancel_all();
     Ok(())
+}
+
+/// Carry out an effect; the actions it yields go back into `update`.
+fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
+    let notify = |level, text: String| vec![Action::Notify(app::Notification { level, text })];
+    match effect {
+        Effect::Quit => {
+            ctx.jobs.cancel_all();
+            Vec::new()
+        }
+        Effect::CancelJob(id) => {
+            ctx.jobs.cancel(id);
+            Vec::new()
+        }
+        Effect::RefreshOverview => {
+            let status = StatusReport::gather(&ctx.paths, &ctx.config, &ctx.store);
+            let ingest = overview::gather(&ctx.store);
+            match (status, ingest) {
+                (Ok(s), Ok(i)) => vec![
+                    Action::Overview(Box::new(s)),
+                    Action::IngestOverview(Box::new(i)),
+                ],
+                (Err(e), _) | (_, Err(e)) => {
+                    notify(Level::Error, format!("reading the store failed: {e}"))
+                }
+            }
+        }
+        Effect::CompletePath(input) => {
+            let (input, candidates) = complete::complete(&input);
+            vec![Action::PromptSet { input, candidates }]
+        }
+        Effect::StartIngest(typed) => {
+            let paths: Vec<PathBuf> = typed.iter().map(|t| complete::expand_tilde(t)).collect();
+            if let Some(missing) = paths.iter().find(|p| !complete::exists(p)) {
+                return notify(
+                    Level::Error,
+                    format!("{}: no such file or folder", missing.display()),
+                );
+            }
+            let opts =
+                match pipeline::Options::from_config(paths, None, Vec::new(), &ctx.config.config) {
+                    Ok(o) => o,
+                    Err(e) => return notify(Level::Error, e),
+                };
+            let store = ctx.store.clone();
+            let title = format!("importing {}", typed.join(", "));
+            ctx.jobs.spawn_blocking("ingest", title, move |job| {
+                pipeline::run(&store, &opts, job)
+            });
+            Vec::new()
+        }
+        Effect::ConfirmMe(contact) => {
+            let store = ctx.store.clone();
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &ctx.config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return notify(Level::Error, e),
+            };
+            ctx.jobs
+                .spawn_blocking("contacts", "marking you", move |job| {
+                    let report = contacts::merge(&store, contact, identity::me_id())?;
+                    windows::rebuild_stale(&store, opts.window_gap_ms, job)?;
+                    profile::rebuild(&store, opts.zone)?;
+                    Ok(report)
+                });
+            Vec::new()
+        }
+    }
 }
 
 fn draw(
@@ -153,6 +237,19 @@ fn terminal_action(
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => {
             let key = Key::from_event(k)?;
+            if state.prompt.is_some() {
+                // Typing goes into the prompt; only its own keys act.
+                return match keymap.resolve(&[Mode::Prompt], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending => None,
+                    Resolved::Unbound => match key.code {
+                        keymap::Code::Char(c) if !key.ctrl && !key.alt => {
+                            Some(Action::PromptInsert(c))
+                        }
+                        _ => None,
+                    },
+                };
+            }
             let modes: &[Mode] = if state.help {
                 &[Mode::Help, Mode::Global]
             } else {

@@ -103,9 +103,63 @@ pub fn render(frame: &mut Frame, state: &State, view: &View) {
         render_pane(frame, *pane, *rect, state, view);
     }
     render_status(frame, a.status, state, view);
+    if let Some(prompt) = &state.prompt {
+        render_prompt(frame, area, prompt, view);
+    }
     if state.help {
         render_help(frame, area, state, view);
     }
+}
+
+/// A text prompt over the bottom of the screen, above the status bar.
+fn render_prompt(frame: &mut Frame, area: Rect, prompt: &crate::app::Prompt, view: &View) {
+    let t = view.theme;
+    let hint = [
+        (Action::PromptComplete, "completes"),
+        (Action::PromptSubmit, "accepts"),
+        (Action::PromptCancel, "cancels"),
+    ]
+    .iter()
+    .filter_map(|(a, what)| {
+        view.keymap
+            .key_for(Mode::Prompt, a)
+            .map(|k| format!("{k} {what}"))
+    })
+    .collect::<Vec<_>>()
+    .join(" · ");
+    let height =
+        if prompt.candidates.is_empty() { 3 } else { 4 }.min(area.height.saturating_sub(1));
+    let rect = Rect {
+        x: area.x,
+        y: area.bottom().saturating_sub(height + 1),
+        width: area.width,
+        height,
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(prompt.input.clone(), t.get("ui.text")),
+        Span::styled("█", t.get("ui.text.em")),
+    ])];
+    if !prompt.candidates.is_empty() {
+        lines.push(Line::styled(
+            prompt.candidates.join("  "),
+            t.get("ui.text.dim"),
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.get("ui.border.focus"))
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(
+            format!(" {} ", prompt.purpose.label()),
+            t.get("ui.title.focus"),
+        ))
+        .title_bottom(Span::styled(format!(" {hint} "), t.get("ui.text.dim")));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(block).style(t.get("ui.text")),
+        rect,
+    );
 }
 
 fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &View) {
@@ -126,7 +180,7 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
         .border_style(border)
         .padding(Padding::horizontal(1))
         .title(Span::styled(format!(" {} ", pane.title()), title));
-    let lines = panes::lines(pane, state, t);
+    let lines = panes::lines(pane, state, view, rect.width.saturating_sub(4));
     let inner = block.inner(rect);
     let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
     let scroll = state.scroll[pane.index()].min(max_scroll);
@@ -164,16 +218,12 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
     }
     for job in state.jobs.values() {
         let pct = job
-            .total
-            .filter(|&n| n > 0)
-            .map(|n| format!(" {}%", job.done * 100 / n))
+            .fraction()
+            .map(|f| format!(" {}%", (f * 100.0) as u64))
             .unwrap_or_default();
-        let rate = job
-            .rate
-            .map(|r| format!(" {r:.0} {}/s", job.unit))
-            .unwrap_or_default();
+        let speed = job.speed().map(|s| format!(" {s}")).unwrap_or_default();
         spans.push(Span::styled(
-            format!("⟳ {}{pct}{rate} ", job.kind),
+            format!("⟳ {}{pct}{speed} ", job.kind),
             t.get("ui.statusbar.job"),
         ));
     }

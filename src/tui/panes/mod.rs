@@ -8,16 +8,18 @@ mod training;
 use ratatui::text::{Line, Span};
 
 use super::theme::Theme;
+use super::ui::View;
 use crate::app::{Pane, State};
 use crate::models::ModelKind;
 use crate::status::StatusReport;
 
-pub fn lines(pane: Pane, state: &State, t: &Theme) -> Vec<Line<'static>> {
+pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'static>> {
+    let t = view.theme;
     let Some(report) = &state.overview else {
         return vec![Line::styled("Reading the store…", t.get("ui.text.dim"))];
     };
     match pane {
-        Pane::Ingest => ingest::lines(report, t),
+        Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(report, t),
         Pane::Training => training::lines(report, t),
         Pane::Chat => chat::lines(report, t),

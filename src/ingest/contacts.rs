@@ -1,0 +1,182 @@
+//! Contacts in the store: who "me" is, and merging two contacts into one
+//! (how the user confirms "that author is me" or joins two spellings of a
+//! friend). Messages keep their keys; only their author changes.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::identity::me_id;
+use super::records::{Contact, Conversation, Id, Message, index};
+use crate::store::{Store, StoreError, Tree, TxError};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MeReport {
+    /// The contact twin takes for you, if any.
+    pub name: Option<String>,
+    pub contact: Option<Id>,
+    /// "confirmed" (an export, config or --me said so, or you confirmed it),
+    /// "proposed" (a guess: the author in the most conversations), "unknown".
+    pub how: &'static str,
+}
+
+/// Who "me" is: the confirmed contact, else a proposal.
+pub fn who_is_me(store: &Store) -> Result<MeReport, StoreError> {
+    if let Some(me) = store.get::<Contact>(Contact::key(me_id()))? {
+        return Ok(MeReport {
+            name: Some(me.name),
+            contact: Some(me.id),
+            how: "confirmed",
+        });
+    }
+    let mut in_conversations: HashMap<Id, u64> = HashMap::new();
+    for r in store.scan::<Conversation>([]) {
+        let (_, c) = r?;
+        for p in c.participants {
+            *in_conversations.entry(p).or_default() += 1;
+        }
+    }
+    let best = in_conversations
+        .into_iter()
+        .max_by_key(|(id, n)| (*n, std::cmp::Reverse(*id)));
+    Ok(match best {
+        Some((id, n)) if n >= 2 => MeReport {
+            name: store.get::<Contact>(Contact::key(id))?.map(|c| c.name),
+            contact: Some(id),
+            how: "proposed",
+        },
+        _ => MeReport {
+            name: None,
+            contact: None,
+            how: "unknown",
+        },
+    })
+}
+
+/// Every contact, busiest first.
+pub fn list(store: &Store) -> Result<Vec<Contact>, StoreError> {
+    let mut all: Vec<Contact> = store
+        .scan::<Contact>([])
+        .map(|r| r.map(|(_, c)| c))
+        .collect::<Result<_, _>>()?;
+    all.sort_by(|a, b| b.messages.cmp(&a.messages).then(a.name.cmp(&b.name)));
+    Ok(all)
+}
+
+/// Find a contact by name (case-insensitive), handle or id.
+pub fn find(store: &Store, query: &str) -> Result<Option<Contact>, StoreError> {
+    let q = super::identity::normalize_name(query);
+    Ok(list(store)?.into_iter().find(|c| {
+        super::identity::normalize_name(&c.name) == q
+            || c.names
+                .iter()
+                .any(|(n, _)| super::identity::normalize_name(n) == q)
+            || c.handles.iter().any(|h| h.ends_with(query))
+            || format!("{:016x}", c.id) == query
+    }))
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MergeReport {
+    pub messages: u64,
+    pub conversations: u64,
+}
+
+/// Merge contact `from` into `into` (created if missing, as when `into` is
+/// "me"): its messages, aliases and names move over, conversations get their
+/// windows rebuilt. Each conversation moves in one transaction, so an
+/// interrupted merge can simply be run again.
+pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreError> {
+    let mut report = MergeReport::default();
+    if from == into {
+        return Ok(report);
+    }
+    let Some(source) = store.get::<Contact>(Contact::key(from))? else {
+        return Ok(report);
+    };
+    let conversations: Vec<Conversation> = store
+        .scan::<Conversation>([])
+        .filter_map(|r| r.ok().map(|(_, c)| c))
+        .filter(|c| c.participants.contains(&from))
+        .collect();
+    for conv in conversations {
+        let mut entries = Vec::new();
+        for kv in store
+            .tree(Tree::Index)
+            .scan_prefix(index::timeline_prefix(conv.id))
+        {
+            let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
+            if v.as_ref() == from.to_be_bytes() && k.len() == 33 {
+                entries.push(k);
+            }
+        }
+        let mut updated = conv.clone();
+        updated.participants.retain(|p| *p != from);
+        if !updated.participants.contains(&into) {
+            updated.participants.push(into);
+        }
+        updated.windows_stale = true;
+        store.write(|tx| {
+            for k in &entries {
+                let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
+                if let Some(mut m) = tx.get::<Message>(key)? {
+                    m.author = into;
+                    tx.put(key, &m)?;
+                }
+                tx.put_raw(Tree::Index, k, into.to_be_bytes().to_vec())?;
+            }
+            tx.put(Conversation::key(updated.id), &updated)?;
+            Ok::<_, TxError>(())
+        })?;
+        report.messages += entries.len() as u64;
+        report.conversations += 1;
+    }
+    let aliases: Vec<sled::IVec> = store
+        .tree(Tree::Index)
+        .scan_prefix(b"a")
+        .filter_map(Result::ok)
+        .filter(|(_, v)| v.as_ref() == from.to_be_bytes())
+        .map(|(k, _)| k)
+        .collect();
+    let mut target = store
+        .get::<Contact>(Contact::key(into))?
+        .unwrap_or_else(|| Contact {
+            id: into,
+            name: source.name.clone(),
+            names: Vec::new(),
+            handles: Vec::new(),
+            me: into == me_id(),
+            messages: 0,
+            first_ms: source.first_ms,
+            last_ms: source.last_ms,
+            formats: Vec::new(),
+        });
+    for (name, n) in &source.names {
+        match target.names.iter_mut().find(|(t, _)| t == name) {
+            Some((_, k)) => *k += n,
+            None => target.names.push((name.clone(), *n)),
+        }
+    }
+    for h in &source.handles {
+        if !target.handles.contains(h) {
+            target.handles.push(h.clone());
+        }
+    }
+    for f in &source.formats {
+        if !target.formats.contains(f) {
+            target.formats.push(*f);
+        }
+    }
+    target.messages += source.messages;
+    target.first_ms = target.first_ms.min(source.first_ms);
+    target.last_ms = target.last_ms.max(source.last_ms);
+    store.write(|tx| {
+        for k in &aliases {
+            tx.put_raw(Tree::Index, k, into.to_be_bytes().to_vec())?;
+        }
+        tx.put(Contact::key(into), &target)?;
+        tx.remove(Tree::Contacts, Contact::key(from))?;
+        Ok::<_, TxError>(())
+    })?;
+    Ok(report)
+}
