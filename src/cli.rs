@@ -53,6 +53,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         me: Vec<String>,
     },
+    /// Import the demo twin: a public chat corpus bundled as a WhatsApp export
+    Demo,
     /// How you write, overall and to each contact (built by ingest)
     Profile {
         /// Recompute it from the stored messages first
@@ -186,6 +188,14 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 pipeline::run(&store, &opts, ctx)
             })
         }
+        Command::Demo => {
+            let gap = config.config.ingest.window_gap_minutes * 60_000;
+            batch::run(output, kind, "importing the demo twin", move |ctx| {
+                let export = crate::ingest::demo::unpack(&paths.state_dir.join("demo"))?;
+                let store = Store::open(&paths.store_dir())?;
+                pipeline::run(&store, &crate::ingest::demo::options(export, gap), ctx)
+            })
+        }
         Command::Profile { rebuild } => {
             let zone = match Zone::parse(&config.config.ingest.timezone) {
                 Ok(z) => z,
@@ -233,6 +243,7 @@ fn parse_format(s: &str) -> Result<FormatArg, String> {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Ingest { .. } => "ingest",
+        Command::Demo => "ingest",
         Command::Profile { .. } => "profile",
         Command::Status => "status",
         Command::Config { .. } => "config",

@@ -29,6 +29,7 @@ pub enum Action {
     Refresh,
     CancelJob,
     StartIngest,
+    StartDemo,
     ConfirmMe,
     PromptSubmit,
     PromptCancel,
@@ -94,6 +95,10 @@ impl Action {
         (Action::Refresh, "re-read the store"),
         (Action::CancelJob, "cancel the newest running job"),
         (Action::StartIngest, "import a file, folder or zip"),
+        (
+            Action::StartDemo,
+            "import the demo twin (a public chat corpus)",
+        ),
         (Action::ConfirmMe, "confirm that the proposed author is you"),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

@@ -14,6 +14,8 @@ pub enum Effect {
     StartIngest(Vec<String>),
     /// Complete a typed path, then send `Action::PromptSet`.
     CompletePath(String),
+    /// Import the bundled demo export.
+    StartDemo,
     /// Merge this contact into "me".
     ConfirmMe(Id),
 }
@@ -71,6 +73,14 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     input: String::new(),
                     candidates: Vec::new(),
                 });
+            }
+        }
+        Action::StartDemo => {
+            if state.jobs.values().any(|j| j.kind == "ingest") {
+                state.notify(Level::Info, "an import is already running");
+            } else {
+                state.focus = Pane::Ingest;
+                return vec![Effect::StartDemo];
             }
         }
         Action::ConfirmMe => match state.ingest.as_ref().map(|i| (&i.me.how, i.me.contact)) {

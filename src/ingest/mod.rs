@@ -14,6 +14,7 @@
 //! - Importers never touch the store: the pipeline hashes, dedupes and writes.
 
 pub mod contacts;
+pub mod demo;
 pub mod discord;
 pub mod gchat;
 pub mod hangouts;

@@ -25,7 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::app::{self, Action, Effect, LayoutMode, State};
 use crate::config::Loaded;
 use crate::diag::Diagnostic;
-use crate::ingest::{contacts, identity, overview, pipeline, profile, windows};
+use crate::ingest::{contacts, demo, identity, overview, pipeline, profile, windows};
 use crate::jobs::{Jobs, Level};
 use crate::paths::Paths;
 use crate::status::StatusReport;
@@ -191,6 +191,20 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             ctx.jobs.spawn_blocking("ingest", title, move |job| {
                 pipeline::run(&store, &opts, job)
             });
+            Vec::new()
+        }
+        Effect::StartDemo => {
+            let export = match demo::unpack(&ctx.paths.state_dir.join("demo")) {
+                Ok(p) => p,
+                Err(e) => return notify(Level::Error, format!("cannot unpack the demo: {e}")),
+            };
+            let gap = ctx.config.config.ingest.window_gap_minutes * 60_000;
+            let opts = demo::options(export, gap);
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("ingest", "importing the demo twin", move |job| {
+                    pipeline::run(&store, &opts, job)
+                });
             Vec::new()
         }
         Effect::ConfirmMe(contact) => {

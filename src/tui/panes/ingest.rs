@@ -89,6 +89,14 @@ pub fn lines(state: &State, r: &StatusReport, view: &View, width: u16) -> Vec<Li
                 t,
             ));
             out.push(command("twin --batch ingest PATH... [--me NAME]", t));
+            out.push(Line::raw(""));
+            out.push(dim(
+                format!(
+                    "No exports at hand? Press {} for the demo twin: Sam, whose chats come from a public corpus, so every pane can be tried in a minute.",
+                    key(&Action::StartDemo)
+                ),
+                t,
+            ));
         }
     }
     out
