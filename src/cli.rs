@@ -53,6 +53,15 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         me: Vec<String>,
     },
+    /// List the people in your history; merge two that are one person
+    Contacts {
+        /// Merge contact FROM into INTO (names, numbers, addresses or ids; see the list)
+        #[arg(long, num_args = 2, value_names = ["FROM", "INTO"])]
+        merge: Option<Vec<String>>,
+        /// Mark this contact as you (moves their messages to you)
+        #[arg(long, value_name = "NAME")]
+        me: Option<String>,
+    },
     /// Import the demo twin: a public chat corpus bundled as a WhatsApp export
     Demo,
     /// How you write, overall and to each contact (built by ingest)
@@ -188,6 +197,43 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 pipeline::run(&store, &opts, ctx)
             })
         }
+        Command::Contacts { merge, me } => {
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "reading contacts", move |ctx| {
+                use crate::ingest::{contacts, identity, profile, windows};
+                let store = Store::open(&paths.store_dir())?;
+                let find = |q: &str| -> anyhow::Result<contacts::Contact> {
+                    contacts::find(&store, q)?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no contact matches `{q}`; `twin contacts` lists names and ids"
+                        )
+                    })
+                };
+                let pair = match (merge, me) {
+                    (Some(m), _) => Some((find(&m[0])?.id, find(&m[1])?.id)),
+                    (None, Some(name)) => Some((find(&name)?.id, identity::me_id())),
+                    (None, None) => None,
+                };
+                let merged = match pair {
+                    Some((from, into)) => {
+                        let r = contacts::merge(&store, from, into)?;
+                        windows::rebuild_stale(&store, opts.window_gap_ms, ctx)?;
+                        profile::rebuild(&store, opts.zone)?;
+                        Some(r)
+                    }
+                    None => None,
+                };
+                Ok(contacts::ContactsReport::new(&store, merged)?)
+            })
+        }
         Command::Demo => {
             let gap = config.config.ingest.window_gap_minutes * 60_000;
             batch::run(output, kind, "importing the demo twin", move |ctx| {
@@ -244,6 +290,7 @@ fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Ingest { .. } => "ingest",
         Command::Demo => "ingest",
+        Command::Contacts { .. } => "contacts",
         Command::Profile { .. } => "profile",
         Command::Status => "status",
         Command::Config { .. } => "config",

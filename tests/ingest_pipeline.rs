@@ -331,3 +331,32 @@ fn an_unknown_file_says_what_twin_reads() {
         s.errors[0].reason
     );
 }
+
+#[test]
+fn two_spellings_of_a_friend_merge_into_one() {
+    use twin::ingest::contacts;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.lines"), "x|Ann Lee|1|a\nx|Jo|2|b\n").unwrap();
+    std::fs::write(dir.path().join("b.lines"), "y|Annie|3|c\ny|Jo|4|d\n").unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    import(&store, &opts(vec![dir.path().to_path_buf()], &["Jo"]));
+    let ann = contacts::find(&store, "ann lee").unwrap().unwrap();
+    let annie = contacts::find(&store, "Annie").unwrap().unwrap();
+    let r = contacts::merge(&store, annie.id, ann.id).unwrap();
+    assert_eq!((r.messages, r.conversations), (1, 1));
+    let merged = contacts::find(&store, "annie").unwrap().unwrap();
+    assert_eq!(
+        merged.id, ann.id,
+        "the old spelling now finds the merged contact"
+    );
+    assert_eq!(merged.messages, 2);
+    assert_eq!(store.count(Tree::Contacts).unwrap(), 2);
+    // A later import of the old spelling lands on the merged contact.
+    std::fs::write(dir.path().join("c.lines"), "z|Annie|5|e\n").unwrap();
+    import(&store, &opts(vec![dir.path().join("c.lines")], &["Jo"]));
+    assert_eq!(
+        contacts::find(&store, "ann lee").unwrap().unwrap().messages,
+        3
+    );
+    assert_eq!(store.count(Tree::Contacts).unwrap(), 2);
+}

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::identity::me_id;
-use super::records::{Contact, Conversation, Id, Message, index};
+pub use super::records::Contact;
+use super::records::{Conversation, Id, Message, index};
 use crate::store::{Store, StoreError, Tree, TxError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -75,6 +76,79 @@ pub fn find(store: &Store, query: &str) -> Result<Option<Contact>, StoreError> {
             || format!("{:016x}", c.id) == query
     }))
 }
+
+/// `twin contacts`: everyone, busiest first, and what a merge did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContactsReport {
+    pub contacts: Vec<ContactRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactRow {
+    pub id: String,
+    pub name: String,
+    pub me: bool,
+    pub messages: u64,
+    pub names: Vec<String>,
+    pub handles: Vec<String>,
+    pub formats: Vec<super::Format>,
+}
+
+impl ContactsReport {
+    pub fn new(store: &Store, merged: Option<MergeReport>) -> Result<ContactsReport, StoreError> {
+        let contacts = list(store)?
+            .into_iter()
+            .map(|c| ContactRow {
+                id: format!("{:016x}", c.id),
+                name: c.name,
+                me: c.me,
+                messages: c.messages,
+                names: c.names.into_iter().map(|(n, _)| n).collect(),
+                handles: c.handles,
+                formats: c.formats,
+            })
+            .collect();
+        Ok(ContactsReport { contacts, merged })
+    }
+}
+
+impl std::fmt::Display for ContactsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = &self.merged {
+            writeln!(
+                f,
+                "merged: {} messages in {} conversations moved\n",
+                m.messages, m.conversations
+            )?;
+        }
+        for c in &self.contacts {
+            let me = if c.me { " (you)" } else { "" };
+            let formats: Vec<&str> = c.formats.iter().map(|f| f.name()).collect();
+            writeln!(
+                f,
+                "{:>8}  {}{me}  [{}]  {}",
+                c.messages,
+                c.name,
+                formats.join(","),
+                c.id
+            )?;
+            let others: Vec<&String> = c.names.iter().filter(|n| **n != c.name).collect();
+            if !others.is_empty() || !c.handles.is_empty() {
+                let aka: Vec<String> = others
+                    .iter()
+                    .map(|n| n.to_string())
+                    .chain(c.handles.iter().cloned())
+                    .collect();
+                writeln!(f, "          also {}", aka.join(", "))?;
+            }
+        }
+        write!(f, "{} contacts", self.contacts.len())
+    }
+}
+
+impl crate::jobs::Summary for ContactsReport {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MergeReport {
