@@ -313,7 +313,13 @@ pub trait Importer: Send + Sync {
 /// Every importer, in the order they claim files: specific formats first,
 /// catch-alls (notes, plain text) last.
 pub fn importers() -> Vec<Box<dyn Importer>> {
-    Vec::new()
+    vec![
+        Box::new(signal::Signal),
+        Box::new(sigexport::Sigexport),
+        Box::new(pdf::Pdf),
+        // Last: notes take the Markdown and text files nobody else claimed.
+        Box::new(notes::Notes),
+    ]
 }
 
 /// A [`Sink`] that keeps everything: for tests and small previews.
