@@ -106,7 +106,11 @@ impl ContactsReport {
                 me: c.me,
                 messages: c.messages,
                 names: c.names.into_iter().map(|(n, _)| n).collect(),
-                handles: c.handles,
+                handles: c
+                    .handles
+                    .iter()
+                    .map(|h| super::identity::display_identity(h))
+                    .collect(),
                 formats: c.formats,
             })
             .collect();

@@ -81,6 +81,19 @@ fn email(s: &str) -> Option<String> {
         .then(|| s.to_lowercase())
 }
 
+/// An identity string for people: `tel:+1555` -> `+1555`, `id:slack:U1` -> `U1 (slack)`.
+pub fn display_identity(identity: &str) -> String {
+    if let Some(rest) = identity.strip_prefix("id:")
+        && let Some((platform, id)) = rest.split_once(':')
+    {
+        return format!("{id} ({platform})");
+    }
+    identity
+        .split_once(':')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| identity.to_string())
+}
+
 /// Lowercased, inner whitespace collapsed, invisible marks removed.
 pub fn normalize_name(name: &str) -> String {
     let cleaned: String = name
@@ -174,6 +187,13 @@ mod tests {
             identities(Format::Messenger, &author("y", Some("42")))[0],
             "Messenger and Instagram share Meta's ids"
         );
+    }
+
+    #[test]
+    fn identities_read_well() {
+        assert_eq!(display_identity("tel:+15550100"), "+15550100");
+        assert_eq!(display_identity("mail:a@b.org"), "a@b.org");
+        assert_eq!(display_identity("id:signal:2b3c"), "2b3c (signal)");
     }
 
     #[test]

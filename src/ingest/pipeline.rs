@@ -288,7 +288,7 @@ pub fn run_with(
             units.extend(claimed);
         }
         let single_file = src.files().len() == 1 && src.files()[0].as_os_str().is_empty();
-        for f in pool.iter().filter(|f| single_file || !is_media(f)) {
+        for f in pool.iter().filter(|f| single_file || !is_noise(f)) {
             summary.unrecognized.push(src.display(f));
         }
         if units.is_empty() {
@@ -377,44 +377,23 @@ fn available(registry: &[Box<dyn Importer>]) -> String {
     names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
-/// Photos, audio and other files that ride along in exports.
-fn is_media(p: &Path) -> bool {
+/// Files that ride along in exports or folders (media, app settings,
+/// licences) and are not worth a "not recognised" line: only files that look
+/// like they could have been an export are reported.
+fn is_noise(p: &Path) -> bool {
+    let hidden = p
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
     let ext = p
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.starts_with('.')
-        || matches!(
-            ext.as_str(),
-            "jpg"
-                | "jpeg"
-                | "png"
-                | "gif"
-                | "webp"
-                | "heic"
-                | "bmp"
-                | "svg"
-                | "mp4"
-                | "mov"
-                | "webm"
-                | "3gp"
-                | "mp3"
-                | "m4a"
-                | "ogg"
-                | "opus"
-                | "wav"
-                | "aac"
-                | "vcf"
-                | "html"
-                | "css"
-                | "js"
-                | "base"
-                | "canvas"
-                | "tgs"
-                | "webm_"
-        )
+    let exportish = matches!(
+        ext.as_str(),
+        "txt" | "json" | "csv" | "md" | "mbox" | "eml" | "html" | "xml" | "zip" | "pdf"
+    );
+    hidden || !exportish
 }
 
 fn unit_bytes(src: &dyn Source, unit: &Unit) -> u64 {
