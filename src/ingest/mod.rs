@@ -314,7 +314,14 @@ pub trait Importer: Send + Sync {
 /// catch-alls (notes, plain text) last.
 pub fn importers() -> Vec<Box<dyn Importer>> {
     vec![
+        // Folder-shaped exports first: they claim whole trees of files.
         Box::new(signal::Signal),
+        Box::new(slack::Slack),
+        Box::new(telegram::Telegram),
+        Box::new(discord::Discord),
+        Box::new(messenger::Instagram),
+        Box::new(messenger::Messenger),
+        Box::new(whatsapp::WhatsApp),
         Box::new(sigexport::Sigexport),
         Box::new(pdf::Pdf),
         // Last: notes take the Markdown and text files nobody else claimed.
