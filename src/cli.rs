@@ -61,6 +61,9 @@ pub enum Command {
         /// Mark this contact as you (moves their messages to you)
         #[arg(long, value_name = "NAME")]
         me: Option<String>,
+        /// Undo a merge: CONTACT's messages written as NAME become their own contact
+        #[arg(long, num_args = 2, value_names = ["CONTACT", "NAME"], conflicts_with_all = ["merge", "me"])]
+        split: Option<Vec<String>>,
     },
     /// Import the demo twin: a public chat corpus bundled as a WhatsApp export
     Demo,
@@ -197,7 +200,7 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 pipeline::run(&store, &opts, ctx)
             })
         }
-        Command::Contacts { merge, me } => {
+        Command::Contacts { merge, me, split } => {
             let opts = match pipeline::Options::from_config(
                 Vec::new(),
                 None,
@@ -217,6 +220,19 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                         )
                     })
                 };
+                if let Some(s) = split {
+                    let r = contacts::split(&store, find(&s[0])?.id, &s[1])?;
+                    if r.messages == 0 {
+                        anyhow::bail!(
+                            "{} wrote nothing as `{}`; `twin contacts` shows each contact's names",
+                            s[0],
+                            s[1]
+                        );
+                    }
+                    windows::rebuild_stale(&store, opts.window_gap_ms, ctx)?;
+                    profile::rebuild(&store, opts.zone)?;
+                    return Ok(contacts::ContactsReport::new(&store, Some(r))?);
+                }
                 let pair = match (merge, me) {
                     (Some(m), _) => Some((find(&m[0])?.id, find(&m[1])?.id)),
                     (None, Some(name)) => Some((find(&name)?.id, identity::me_id())),

@@ -13,7 +13,11 @@ fn write_export(path: &Path, n: usize) {
         let who = ["Ann", "Sam", "Bob Stone"][i % 3];
         let day = 1 + (i / 1000) % 28;
         let month = 1 + (i / 28_000) % 12;
-        s.push_str(&format!("{day:02}/{month:02}/2021, {:02}:{:02} - {who}: message number {i}\n", (i / 60) % 24, i % 60));
+        s.push_str(&format!(
+            "{day:02}/{month:02}/2021, {:02}:{:02} - {who}: message number {i}\n",
+            (i / 60) % 24,
+            i % 60
+        ));
         if i % 97 == 0 {
             s.push_str("and a second line\n");
         }

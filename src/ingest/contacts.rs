@@ -154,6 +154,103 @@ impl std::fmt::Display for ContactsReport {
 
 impl crate::jobs::Summary for ContactsReport {}
 
+/// Undo a merge: the messages `contact` wrote under `name` become a contact of
+/// their own (the one `name` identifies), with the aliases of that name.
+pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, StoreError> {
+    let mut report = MergeReport::default();
+    let Some(mut source) = store.get::<Contact>(Contact::key(contact))? else {
+        return Ok(report);
+    };
+    let wanted = super::identity::normalize_name(name);
+    let new_id = super::records::id_of(&[b"contact", format!("name:{wanted}").as_bytes()]);
+    let new_id = if new_id == contact {
+        super::records::id_of(&[b"contact", b"split", wanted.as_bytes()])
+    } else {
+        new_id
+    };
+    let conversations: Vec<Conversation> = store
+        .scan::<Conversation>([])
+        .filter_map(|r| r.ok().map(|(_, c)| c))
+        .filter(|c| c.participants.contains(&contact))
+        .collect();
+    let mut moved = Contact {
+        id: new_id,
+        name: name.to_string(),
+        names: Vec::new(),
+        handles: Vec::new(),
+        me: false,
+        messages: 0,
+        first_ms: i64::MAX,
+        last_ms: i64::MIN,
+        formats: source.formats.clone(),
+    };
+    for conv in conversations {
+        let mut entries = Vec::new();
+        for kv in store
+            .tree(Tree::Index)
+            .scan_prefix(index::timeline_prefix(conv.id))
+        {
+            let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
+            if v.as_ref() != contact.to_be_bytes() || k.len() != 33 {
+                continue;
+            }
+            let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
+            if let Some(m) = store.get::<Message>(key)?
+                && super::identity::normalize_name(&m.author_name) == wanted
+            {
+                entries.push((k, key, m));
+            }
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        let mut updated = conv.clone();
+        if !updated.participants.contains(&new_id) {
+            updated.participants.push(new_id);
+        }
+        updated.windows_stale = true;
+        store.write(|tx| {
+            for (k, key, m) in &entries {
+                let mut m = m.clone();
+                m.author = new_id;
+                tx.put(key, &m)?;
+                tx.put_raw(Tree::Index, k, new_id.to_be_bytes().to_vec())?;
+            }
+            tx.put(Conversation::key(updated.id), &updated)?;
+            Ok::<_, TxError>(())
+        })?;
+        for (_, _, m) in &entries {
+            moved.messages += 1;
+            moved.first_ms = moved.first_ms.min(m.at_ms);
+            moved.last_ms = moved.last_ms.max(m.at_ms);
+        }
+        report.messages += entries.len() as u64;
+        report.conversations += 1;
+    }
+    if report.messages == 0 {
+        return Ok(report);
+    }
+    moved.names.push((name.to_string(), moved.messages));
+    source
+        .names
+        .retain(|(n, _)| super::identity::normalize_name(n) != wanted);
+    source.messages = source.messages.saturating_sub(moved.messages);
+    if let Some((best, _)) = source.names.iter().max_by_key(|(_, n)| *n) {
+        source.name = best.clone();
+    }
+    store.write(|tx| {
+        tx.put_raw(
+            Tree::Index,
+            index::alias(&format!("name:{wanted}")),
+            new_id.to_be_bytes().to_vec(),
+        )?;
+        tx.put(Contact::key(new_id), &moved)?;
+        tx.put(Contact::key(contact), &source)?;
+        Ok::<_, TxError>(())
+    })?;
+    Ok(report)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MergeReport {
     pub messages: u64,

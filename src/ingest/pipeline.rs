@@ -912,6 +912,7 @@ impl Sink for StoreSink<'_> {
                 source: self.source_id,
                 conversation,
                 author,
+                author_name: m.author.name.clone(),
                 at_ms,
                 text: m.text,
                 attachments: m.attachments,

@@ -44,6 +44,10 @@ pub struct Message {
     pub conversation: Id,
     /// The contact who wrote it.
     pub author: Id,
+    /// The name the export gave the author for this message (what a split
+    /// of a wrongly merged contact goes by).
+    #[serde(default)]
+    pub author_name: String,
     /// Milliseconds since the Unix epoch, UTC.
     pub at_ms: i64,
     pub text: String,
