@@ -168,6 +168,25 @@ fn tiny_terminals_do_not_panic() {
     }
 }
 
+fn contact_row(
+    key: u64,
+    name: &str,
+    messages: u64,
+    names: &[&str],
+    handles: &[&str],
+) -> twin::ingest::contacts::ContactRow {
+    twin::ingest::contacts::ContactRow {
+        key,
+        id: format!("{key:016x}"),
+        name: name.into(),
+        me: false,
+        messages,
+        names: names.iter().map(|n| n.to_string()).collect(),
+        handles: handles.iter().map(|n| n.to_string()).collect(),
+        formats: vec![twin::ingest::Format::Whatsapp],
+    }
+}
+
 fn ingest_state(w: u16, h: u16) -> State {
     use twin::ingest::Format;
     use twin::ingest::contacts::MeReport;
@@ -192,6 +211,11 @@ fn ingest_state(w: u16, h: u16) -> State {
             contact: Some(7),
             how: "proposed",
         },
+        contacts: vec![
+            contact_row(7, "Jo", 900, &["Jo", "jo_d"], &[]),
+            contact_row(8, "Ann Lee", 450, &["Ann Lee"], &["+15550101"]),
+            contact_row(9, "Annie", 12, &["Annie"], &[]),
+        ],
     });
     s.last_ingest = Some(serde_json::json!({
         "messages": 1234, "new": 1234, "skipped": 1,
@@ -264,5 +288,33 @@ fn confirm_me_asks_to_merge_the_proposed_author() {
     assert_eq!(
         update(&mut s, Action::ConfirmMe),
         vec![twin::app::Effect::ConfirmMe(7)]
+    );
+}
+
+#[test]
+fn contacts_list_merges_the_marked_into_the_selected_and_splits_names() {
+    use twin::app::Effect;
+    let mut s = ingest_state(80, 24);
+    update(&mut s, Action::ToggleContacts);
+    update(&mut s, Action::PageDown);
+    update(&mut s, Action::MarkContact); // Annie (last)
+    update(&mut s, Action::ScrollUp); // Ann Lee
+    insta::assert_snapshot!("contacts_80x24", draw(&s, 80, 24));
+    assert_eq!(
+        update(&mut s, Action::MergeContacts),
+        vec![Effect::MergeContacts(9, 8)]
+    );
+    // Nothing marked any more: a second merge explains instead of merging.
+    assert!(update(&mut s, Action::MergeContacts).is_empty());
+    update(&mut s, Action::ScrollUp); // Jo, who has two names
+    update(&mut s, Action::SplitContact);
+    for c in "jo_".chars() {
+        update(&mut s, Action::PromptInsert(c));
+    }
+    update(&mut s, Action::PromptComplete);
+    assert_eq!(s.prompt.as_ref().unwrap().input, "jo_d");
+    assert_eq!(
+        update(&mut s, Action::PromptSubmit),
+        vec![Effect::SplitContact(7, "jo_d".into())]
     );
 }

@@ -6,5 +6,7 @@ mod state;
 mod update;
 
 pub use action::Action;
-pub use state::{JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State};
+pub use state::{
+    ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
+};
 pub use update::{Effect, update};

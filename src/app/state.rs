@@ -103,6 +103,16 @@ impl JobView {
 pub enum PromptPurpose {
     /// A file, folder or zip to import.
     ImportPath,
+    /// Which of this contact's names to split off.
+    SplitName(crate::ingest::records::Id),
+}
+
+/// The contacts list in the Ingest pane.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactsView {
+    pub selected: usize,
+    /// The contact marked to be merged into the selected one.
+    pub marked: Option<usize>,
 }
 
 /// A one-line text prompt.
@@ -118,6 +128,7 @@ impl PromptPurpose {
     pub fn label(self) -> &'static str {
         match self {
             PromptPurpose::ImportPath => "Import (file, folder or zip)",
+            PromptPurpose::SplitName(_) => "Split off the messages written under the name",
         }
     }
 }
@@ -146,6 +157,7 @@ pub struct State {
     /// The summary of the last import that finished while twin ran.
     pub last_ingest: Option<serde_json::Value>,
     pub prompt: Option<Prompt>,
+    pub contacts: Option<ContactsView>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub quit: bool,
@@ -166,6 +178,7 @@ impl State {
             ingest: None,
             last_ingest: None,
             prompt: None,
+            contacts: None,
             pending_keys: String::new(),
             quit: false,
         }

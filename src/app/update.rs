@@ -16,6 +16,10 @@ pub enum Effect {
     CompletePath(String),
     /// Import the bundled demo export.
     StartDemo,
+    /// Merge the first contact into the second.
+    MergeContacts(Id, Id),
+    /// Move the contact's messages written under the name to a contact of their own.
+    SplitContact(Id, String),
     /// Merge this contact into "me".
     ConfirmMe(Id),
 }
@@ -46,6 +50,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 LayoutMode::Grid
             }
         }
+        Action::ScrollUp if contacts_open(state) => select(state, -1),
+        Action::ScrollDown if contacts_open(state) => select(state, 1),
+        Action::PageUp if contacts_open(state) => select(state, -(page as i64)),
+        Action::PageDown if contacts_open(state) => select(state, page as i64),
         Action::ScrollUp => scroll(state, |s| s.saturating_sub(1)),
         Action::ScrollDown => scroll(state, |s| s.saturating_add(1)),
         Action::PageUp => scroll(state, |s| s.saturating_sub(page)),
@@ -83,6 +91,62 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 return vec![Effect::StartDemo];
             }
         }
+        Action::ToggleContacts => {
+            state.focus = Pane::Ingest;
+            state.contacts = match state.contacts {
+                Some(_) => None,
+                None => Some(crate::app::ContactsView::default()),
+            };
+        }
+        Action::MarkContact => {
+            if let Some(v) = &mut state.contacts {
+                v.marked = if v.marked == Some(v.selected) {
+                    None
+                } else {
+                    Some(v.selected)
+                };
+            }
+        }
+        Action::MergeContacts => {
+            let rows = state.ingest.as_ref().map(|i| &i.contacts);
+            if let (Some(v), Some(rows)) = (&state.contacts, rows) {
+                match v.marked {
+                    Some(m) if m != v.selected && m < rows.len() && v.selected < rows.len() => {
+                        let (from, into) = (rows[m].key, rows[v.selected].key);
+                        if let Some(view) = &mut state.contacts {
+                            view.marked = None;
+                        }
+                        return vec![Effect::MergeContacts(from, into)];
+                    }
+                    _ => state.notify(
+                        Level::Info,
+                        "mark a contact first (space), then select the one to merge it into",
+                    ),
+                }
+            }
+        }
+        Action::SplitContact => {
+            let row = state
+                .contacts
+                .as_ref()
+                .zip(state.ingest.as_ref())
+                .and_then(|(v, i)| i.contacts.get(v.selected));
+            match row {
+                Some(r) if r.names.len() > 1 => {
+                    let (key, candidates) = (r.key, r.names.clone());
+                    state.prompt = Some(Prompt {
+                        purpose: PromptPurpose::SplitName(key),
+                        input: String::new(),
+                        candidates,
+                    });
+                }
+                Some(r) => state.notify(
+                    Level::Info,
+                    format!("{} has only one name: nothing to split", r.name),
+                ),
+                None => {}
+            }
+        }
         Action::ConfirmMe => match state.ingest.as_ref().map(|i| (&i.me.how, i.me.contact)) {
             Some((&"proposed", Some(id))) => return vec![Effect::ConfirmMe(id)],
             Some((&"confirmed", _)) => state.notify(Level::Info, "you are already known"),
@@ -94,13 +158,17 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::PromptInsert(c) => {
             if let Some(p) = &mut state.prompt {
                 p.input.push(c);
-                p.candidates.clear();
+                if p.purpose == PromptPurpose::ImportPath {
+                    p.candidates.clear();
+                }
             }
         }
         Action::PromptBackspace => {
             if let Some(p) = &mut state.prompt {
                 p.input.pop();
-                p.candidates.clear();
+                if p.purpose == PromptPurpose::ImportPath {
+                    p.candidates.clear();
+                }
             }
         }
         Action::PromptSet { input, candidates } => {
@@ -109,8 +177,22 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::PromptComplete => {
-            if let Some(p) = &state.prompt {
-                return vec![Effect::CompletePath(p.input.clone())];
+            if let Some(p) = &mut state.prompt {
+                match p.purpose {
+                    PromptPurpose::ImportPath => {
+                        return vec![Effect::CompletePath(p.input.clone())];
+                    }
+                    PromptPurpose::SplitName(_) => {
+                        let typed = p.input.to_lowercase();
+                        if let Some(c) = p
+                            .candidates
+                            .iter()
+                            .find(|c| c.to_lowercase().starts_with(&typed))
+                        {
+                            p.input = c.clone();
+                        }
+                    }
+                }
             }
         }
         Action::PromptCancel => state.prompt = None,
@@ -123,6 +205,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 } else {
                     match p.purpose {
                         PromptPurpose::ImportPath => return vec![Effect::StartIngest(vec![input])],
+                        PromptPurpose::SplitName(id) => {
+                            return vec![Effect::SplitContact(id, input)];
+                        }
                     }
                 }
             }
@@ -179,6 +264,17 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         },
     }
     Vec::new()
+}
+
+fn contacts_open(state: &State) -> bool {
+    state.contacts.is_some() && state.focus == Pane::Ingest && !state.help
+}
+
+fn select(state: &mut State, by: i64) {
+    let n = state.ingest.as_ref().map(|i| i.contacts.len()).unwrap_or(0);
+    if let Some(v) = &mut state.contacts {
+        v.selected = (v.selected as i64 + by).clamp(0, n.saturating_sub(1) as i64) as usize;
+    }
 }
 
 fn scroll(state: &mut State, f: impl Fn(u16) -> u16) {

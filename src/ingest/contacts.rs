@@ -85,8 +85,10 @@ pub struct ContactsReport {
     pub merged: Option<MergeReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContactRow {
+    #[serde(skip)]
+    pub key: Id,
     pub id: String,
     pub name: String,
     pub me: bool,
@@ -101,6 +103,7 @@ impl ContactsReport {
         let contacts = list(store)?
             .into_iter()
             .map(|c| ContactRow {
+                key: c.id,
                 id: format!("{:016x}", c.id),
                 name: c.name,
                 me: c.me,
@@ -355,3 +358,15 @@ pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreErro
     })?;
     Ok(report)
 }
+
+impl std::fmt::Display for MergeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages in {} conversations moved",
+            self.messages, self.conversations
+        )
+    }
+}
+
+impl crate::jobs::Summary for MergeReport {}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Format;
-use super::contacts::{MeReport, who_is_me};
+use super::contacts::{ContactRow, ContactsReport, MeReport, who_is_me};
 use super::records::{SourceRecord, index};
 use crate::store::{Store, StoreError, Tree};
 
@@ -28,6 +28,8 @@ pub struct IngestOverview {
     /// (days since 1970-01-01, messages), by day.
     pub activity: Vec<(i64, u64)>,
     pub me: MeReport,
+    /// Everyone, busiest first (for merging and splitting).
+    pub contacts: Vec<ContactRow>,
 }
 
 pub fn gather(store: &Store) -> Result<IngestOverview, StoreError> {
@@ -60,9 +62,11 @@ pub fn gather(store: &Store) -> Result<IngestOverview, StoreError> {
             ));
         }
     }
+    let contacts = ContactsReport::new(store, None)?.contacts;
     Ok(IngestOverview {
         sources,
         activity,
         me: who_is_me(store)?,
+        contacts,
     })
 }

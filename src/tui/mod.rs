@@ -144,6 +144,34 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     Ok(())
 }
 
+/// Change contacts in a job, then rebuild the windows and the profile they feed.
+fn contacts_job(
+    ctx: &Ctx,
+    title: &str,
+    change: impl FnOnce(&Store) -> Result<contacts::MergeReport, crate::store::StoreError>
+    + Send
+    + 'static,
+) -> Vec<Action> {
+    let opts =
+        match pipeline::Options::from_config(Vec::new(), None, Vec::new(), &ctx.config.config) {
+            Ok(o) => o,
+            Err(e) => {
+                return vec![Action::Notify(app::Notification {
+                    level: Level::Error,
+                    text: e,
+                })];
+            }
+        };
+    let store = ctx.store.clone();
+    ctx.jobs.spawn_blocking("contacts", title, move |job| {
+        let report = change(&store)?;
+        windows::rebuild_stale(&store, opts.window_gap_ms, job)?;
+        profile::rebuild(&store, opts.zone)?;
+        Ok(report)
+    });
+    Vec::new()
+}
+
 /// Carry out an effect; the actions it yields go back into `update`.
 fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
     let notify = |level, text: String| vec![Action::Notify(app::Notification { level, text })];
@@ -207,26 +235,15 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 });
             Vec::new()
         }
-        Effect::ConfirmMe(contact) => {
-            let store = ctx.store.clone();
-            let opts = match pipeline::Options::from_config(
-                Vec::new(),
-                None,
-                Vec::new(),
-                &ctx.config.config,
-            ) {
-                Ok(o) => o,
-                Err(e) => return notify(Level::Error, e),
-            };
-            ctx.jobs
-                .spawn_blocking("contacts", "marking you", move |job| {
-                    let report = contacts::merge(&store, contact, identity::me_id())?;
-                    windows::rebuild_stale(&store, opts.window_gap_ms, job)?;
-                    profile::rebuild(&store, opts.zone)?;
-                    Ok(report)
-                });
-            Vec::new()
-        }
+        Effect::ConfirmMe(contact) => contacts_job(ctx, "marking you", move |s| {
+            contacts::merge(s, contact, identity::me_id())
+        }),
+        Effect::MergeContacts(from, into) => contacts_job(ctx, "merging contacts", move |s| {
+            contacts::merge(s, from, into)
+        }),
+        Effect::SplitContact(contact, name) => contacts_job(ctx, "splitting a contact", move |s| {
+            contacts::split(s, contact, &name)
+        }),
     }
 }
 

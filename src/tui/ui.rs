@@ -183,7 +183,14 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
     let lines = panes::lines(pane, state, view, rect.width.saturating_sub(4));
     let inner = block.inner(rect);
     let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
-    let scroll = state.scroll[pane.index()].min(max_scroll);
+    let mut scroll = state.scroll[pane.index()].min(max_scroll);
+    // A list with a selection scrolls to keep the selected line in view.
+    if let Some(line) = panes::selected_line(pane, state) {
+        let line = line as u16;
+        scroll = scroll
+            .min(line)
+            .max((line + 1).saturating_sub(inner.height));
+    }
     let p = Paragraph::new(lines)
         .block(block)
         .wrap(Wrap { trim: false })

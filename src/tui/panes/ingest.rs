@@ -1,7 +1,8 @@
 use ratatui::text::{Line, Span};
 
 use super::{command, count, dim, text};
-use crate::app::{Action, JobView, State};
+use crate::app::{Action, ContactsView, JobView, State};
+use crate::ingest::contacts::ContactRow;
 use crate::status::StatusReport;
 use crate::tui::keymap::Mode;
 use crate::tui::ui::View;
@@ -13,6 +14,9 @@ pub fn lines(state: &State, r: &StatusReport, view: &View, width: u16) -> Vec<Li
             .key_for(Mode::Ingest, a)
             .unwrap_or_else(|| a.name())
     };
+    if let (Some(v), Some(o)) = (&state.contacts, &state.ingest) {
+        return contacts(v, &o.contacts, view);
+    }
     let messages = r.count("messages");
     let mut out = vec![
         text("Your exported history, imported.", t),
@@ -98,6 +102,67 @@ pub fn lines(state: &State, r: &StatusReport, view: &View, width: u16) -> Vec<Li
                 t,
             ));
         }
+    }
+    out
+}
+
+/// Lines above the first contact in the list.
+pub const CONTACTS_HEADER: usize = 3;
+
+/// The contacts list: select with the scroll keys, mark one, merge it into another.
+fn contacts(v: &ContactsView, rows: &[ContactRow], view: &View) -> Vec<Line<'static>> {
+    let t = view.theme;
+    let key = |a: &Action| {
+        view.keymap
+            .key_for(Mode::Ingest, a)
+            .unwrap_or_else(|| a.name())
+    };
+    let mut out = vec![
+        text(format!("Contacts ({})", rows.len()), t),
+        dim(
+            format!(
+                "{} marks a contact, {} merges the marked one into the selected, {} splits a name off, {} closes",
+                key(&Action::MarkContact),
+                key(&Action::MergeContacts),
+                key(&Action::SplitContact),
+                key(&Action::ToggleContacts)
+            ),
+            t,
+        ),
+        Line::raw(""),
+    ];
+    for (i, c) in rows.iter().enumerate() {
+        let cursor = if i == v.selected { "›" } else { " " };
+        let mark = if v.marked == Some(i) { "●" } else { " " };
+        let me = if c.me { " (you)" } else { "" };
+        let style = if i == v.selected {
+            t.get("ui.tabs.active")
+        } else {
+            t.get("ui.text")
+        };
+        let formats: Vec<&str> = c.formats.iter().map(|f| f.name()).collect();
+        let mut spans = vec![
+            Span::styled(
+                format!("{cursor}{mark}{:>7} ", c.messages),
+                t.get("ui.count"),
+            ),
+            Span::styled(format!("{}{me}", c.name), style),
+            Span::styled(format!("  {}", formats.join(",")), t.get("ui.text.dim")),
+        ];
+        let others: Vec<String> = c
+            .names
+            .iter()
+            .filter(|n| **n != c.name)
+            .cloned()
+            .chain(c.handles.iter().cloned())
+            .collect();
+        if !others.is_empty() {
+            spans.push(Span::styled(
+                format!("  also {}", others.join(", ")),
+                t.get("ui.text.dim"),
+            ));
+        }
+        out.push(Line::from(spans));
     }
     out
 }

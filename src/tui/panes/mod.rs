@@ -26,6 +26,17 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
     }
 }
 
+/// The line a pane's selection is on, to keep it in view.
+pub fn selected_line(pane: Pane, state: &State) -> Option<usize> {
+    match pane {
+        Pane::Ingest => state
+            .contacts
+            .as_ref()
+            .map(|v| ingest::CONTACTS_HEADER + v.selected),
+        _ => None,
+    }
+}
+
 /// `  label      123` with the number highlighted.
 fn count(label: &str, n: u64, t: &Theme) -> Line<'static> {
     Line::from(vec![
