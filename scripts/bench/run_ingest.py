@@ -2,6 +2,7 @@
 """Time twin (end to end: parse, window, store) and chat-miner (parse) on the
 same exports, side by side, and print messages/s and the ratio."""
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -9,7 +10,10 @@ import subprocess
 import sys
 import time
 
-from chatminer.chatparsers import TelegramJsonParser, WhatsAppParser
+os.environ.setdefault("TQDM_DISABLE", "1")  # chat-miner's progress bars
+from chatminer.chatparsers import TelegramJsonParser, WhatsAppParser  # noqa: E402
+
+logging.disable(logging.INFO)
 
 
 def run_twin(twin, export, home):
