@@ -317,12 +317,15 @@ pub fn importers() -> Vec<Box<dyn Importer>> {
         // Folder-shaped exports first: they claim whole trees of files.
         Box::new(signal::Signal),
         Box::new(slack::Slack),
+        Box::new(gchat::GoogleChat),
+        Box::new(hangouts::Hangouts),
         Box::new(telegram::Telegram),
         Box::new(discord::Discord),
         Box::new(messenger::Instagram),
         Box::new(messenger::Messenger),
         Box::new(whatsapp::WhatsApp),
         Box::new(sigexport::Sigexport),
+        Box::new(mbox::Mbox),
         Box::new(pdf::Pdf),
         // Last: notes take the Markdown and text files nobody else claimed.
         Box::new(notes::Notes),
