@@ -361,7 +361,8 @@ fn init_stderr_log(config: Option<&Loaded>) {
     let filter = if std::env::var_os("TWIN_LOG").is_some() {
         filter
     } else {
-        "warn"
+        // PDF libraries log what twin already reports as a clear problem.
+        "warn,lopdf=error,pdf_extract=error"
     };
     logging::init(logging::Sink::Stderr, filter);
 }

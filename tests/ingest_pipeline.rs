@@ -360,3 +360,21 @@ fn two_spellings_of_a_friend_merge_into_one() {
     );
     assert_eq!(store.count(Tree::Contacts).unwrap(), 2);
 }
+
+#[test]
+fn a_zip_inside_a_folder_is_read_too() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    std::fs::write(exports.join("a.lines"), "x|Ann|1|a\n").unwrap();
+    let mut w = zip::ZipWriter::new(std::fs::File::create(exports.join("old.zip")).unwrap());
+    w.start_file("b.lines", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(b"y|Bob|2|b\ny|Bob|3|c\n").unwrap();
+    w.finish().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let s = import(&store, &opts(vec![exports], &[]));
+    assert_eq!((s.messages, s.files.len()), (3, 2), "{s}");
+    assert!(s.unrecognized.is_empty(), "{:?}", s.unrecognized);
+}

@@ -65,6 +65,7 @@ where
                 progress_shown = show_on_stderr(&ev, output, progress_shown);
             } else if output == Output::Human
                 && let JobBody::Log { level, message } = &ev.body
+                && *level != Level::Info
             {
                 eprintln!("{}: {message}", level_word(*level));
             }

@@ -289,6 +289,14 @@ impl ImportError {
         }
     }
 
+    /// What went wrong, without the file name (for lists that show it apart).
+    pub fn reason(&self) -> String {
+        match self {
+            ImportError::Unreadable { reason, .. } => reason.clone(),
+            ImportError::Io { source, .. } => source.to_string(),
+        }
+    }
+
     pub fn io(file: &Path, source: std::io::Error) -> ImportError {
         ImportError::Io {
             file: file.to_path_buf(),

@@ -266,7 +266,9 @@ pub fn run_with(
     let mut summary = Summary::default();
     // Claim units in every path first, so progress knows the total.
     let mut plans: Vec<(Box<dyn Source>, Vec<Unit>)> = Vec::new();
-    for path in &opts.paths {
+    let mut queue: std::collections::VecDeque<PathBuf> = opts.paths.iter().cloned().collect();
+    while let Some(path) = queue.pop_front() {
+        let path = &path;
         let src = match open_source(path) {
             Ok(s) => s,
             Err(e) => {
@@ -289,7 +291,13 @@ pub fn run_with(
         }
         let single_file = src.files().len() == 1 && src.files()[0].as_os_str().is_empty();
         for f in pool.iter().filter(|f| single_file || !is_noise(f)) {
-            summary.unrecognized.push(src.display(f));
+            let on_disk = src.root().join(f);
+            if !single_file && is_zip(f) && on_disk.is_file() {
+                // An export zip inside a folder is read like any other path.
+                queue.push_back(on_disk);
+            } else {
+                summary.unrecognized.push(src.display(f));
+            }
         }
         if units.is_empty() {
             let what = match opts.format {
@@ -394,6 +402,10 @@ fn is_noise(p: &Path) -> bool {
         "txt" | "json" | "csv" | "md" | "mbox" | "eml" | "html" | "xml" | "zip" | "pdf"
     );
     hidden || !exportish
+}
+
+fn is_zip(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"))
 }
 
 fn unit_bytes(src: &dyn Source, unit: &Unit) -> u64 {
@@ -587,7 +599,7 @@ fn import_unit(
             summary.errors.push(ErrorEntry {
                 file: label.clone(),
                 line: None,
-                reason: e.to_string(),
+                reason: e.reason(),
             });
         }
     }
