@@ -86,6 +86,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     state.notify(level, format!("{}: {message}", ev.job));
                 }
             }
+            // Streamed text belongs to the pane that asked for it (chat).
+            JobBody::Token { .. } => {}
             JobBody::Done { .. } => {
                 state.jobs.remove(&ev.id);
                 state.notify(Level::Info, format!("{} finished", ev.job));

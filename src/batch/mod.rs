@@ -60,6 +60,13 @@ where
             let Some(ev) = ev else { return EXIT_FAILED };
             if output == Output::Json {
                 print_json(&ev);
+            } else if let JobBody::Token { text } = &ev.body {
+                // People read the reply as it is written.
+                if progress_shown {
+                    eprint!("\r\x1b[2K");
+                    progress_shown = false;
+                }
+                print_stdout(text);
             }
             if tty {
                 progress_shown = show_on_stderr(&ev, output, progress_shown);
