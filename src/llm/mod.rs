@@ -1,10 +1,12 @@
 //! Talking to a model: GGUF metadata (`gguf`), the llama.cpp engine thread
-//! (`engine`), pure prompt logic (`prompt`: templates, context budget), and tiny synthetic models for tests (`tiny`).
+//! (`engine`), pure prompt logic (`prompt`: templates, context budget), the chat
+//! job behind `twin chat` (`chat`), and tiny synthetic models for tests (`tiny`).
 //!
 //! Other modules plug in through [`Engine::generate`]: memory adds retrieved
 //! context to the system prompt, the OpenAI endpoint maps its requests onto
 //! [`GenerateRequest`], training hands its adapter to [`Engine::set_adapter`].
 
+pub mod chat;
 pub mod engine;
 pub mod gguf;
 pub mod prompt;
