@@ -108,7 +108,9 @@ impl Tmux {
             home.display()
         ));
         // The status bar is drawn last: once it shows, the first frame is complete.
-        self.wait_for("the TUI", |s| s.contains("1 Ingest") && s.contains("? help"));
+        self.wait_for("the TUI", |s| {
+            s.contains("1 Ingest") && s.contains("? help")
+        });
         assert_eq!(self.flag("alternate_on"), "1");
     }
 
@@ -145,7 +147,9 @@ fn switch_panes_help_and_quit() {
     let Some(t) = Tmux::start("keys") else { return };
     let home = tempfile::tempdir().unwrap();
     t.launch(home.path(), "");
-    t.wait_for("Ingest focused", |s| focused_title(s).as_deref() == Some("Ingest"));
+    t.wait_for("Ingest focused", |s| {
+        focused_title(s).as_deref() == Some("Ingest")
+    });
     for (key, want) in [
         ("2", "Memory"),
         ("Tab", "Training"),
