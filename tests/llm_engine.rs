@@ -232,6 +232,21 @@ ws ::= " "?"#
         "the model stops when the grammar is done"
     );
 
+    // A JSON schema becomes a grammar too.
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}},
+        "required": ["ok", "n"],
+        "additionalProperties": false
+    });
+    let mut req = chat("Answer in JSON.", "Is it ok?");
+    req.grammar = Some(twin::llm::json_schema_grammar(&schema).unwrap());
+    req.max_tokens = Some(300);
+    let r = reply(&events(&engine, req)).clone();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.text).unwrap_or_else(|e| panic!("{:?} is not JSON: {e}", r.text));
+    assert!(v["ok"].is_boolean() && v["n"].is_i64(), "{v}");
+
     let mut bad = chat("x", "y");
     bad.grammar = Some("root ::= (".into());
     let e = failure(&engine, bad);

@@ -470,6 +470,13 @@ fn backend() -> &'static LlamaBackend {
     })
 }
 
+/// A GBNF grammar (for [`GenerateRequest::grammar`]) that only lets the model
+/// write JSON matching `schema`, by llama.cpp's own converter.
+pub fn json_schema_grammar(schema: &serde_json::Value) -> Result<String, EngineError> {
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
+        .map_err(|e| EngineError::Grammar(format!("the JSON schema cannot become a grammar: {e}")))
+}
+
 /// The number of threads `threads` means (0: all cores).
 pub fn thread_count(threads: usize) -> usize {
     if threads > 0 {

@@ -14,6 +14,6 @@ pub mod tiny;
 
 pub use engine::{
     Canceller, Engine, EngineConfig, EngineError, Finish, GenEvent, GenStats, GenerateRequest,
-    Generation, ModelInfo, Reply, Sampling,
+    Generation, ModelInfo, Reply, Sampling, json_schema_grammar,
 };
 pub use prompt::{Message, Role};
