@@ -325,10 +325,17 @@ fn models(dir: &Path, chat: &ChatConfig) -> Check {
                 dir.display(),
                 missing.join(", ")
             ),
-            Some(format!(
-                "`bash scripts/fetch-models.sh` fetches the chat and embedding models into {} (or set TWIN_MODELS_DIR / models.dir to a folder that has them); chat, memory and voice need them, the rest of twin works without",
-                dir.display()
-            )),
+            Some(if chat_missing || emb.is_empty() {
+                format!(
+                    "`bash scripts/fetch-models.sh` fetches the chat and embedding models into {} (or set TWIN_MODELS_DIR / models.dir to a folder that has them); chat, memory and voice need them, the rest of twin works without",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "put a whisper model (ggml-*.bin) in {}; only voice needs it",
+                    dir.display()
+                )
+            }),
         )
     }
 }
