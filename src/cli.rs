@@ -10,6 +10,7 @@ use crate::batch::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, print_stdout}
 use crate::config::{self, ConfigError, Loaded};
 use crate::ingest::Format;
 use crate::ingest::pipeline::{self, Zone};
+use crate::llm::{EngineConfig, chat};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -75,6 +76,14 @@ pub enum Command {
     },
     /// Store counts, models found and folders
     Status,
+    /// The models in the models folder: architecture, parameters, quantisation, context, template
+    Models,
+    /// Talk to the model: MESSAGE, or one message per line on stdin (one conversation)
+    Chat {
+        /// What to say; without it each line of stdin is one turn
+        #[arg(value_name = "MESSAGE")]
+        message: Option<String>,
+    },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
         /// Print a commented config.toml with every key at its default
@@ -165,7 +174,7 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
         None if cli.batch => {
             return usage(
                 output,
-                "--batch needs a command: status, config or doctor (`twin --help` lists them)",
+                "--batch needs a command such as status, models, chat or doctor (`twin --help` lists them)",
             );
         }
         None => return run_tui(paths, config),
@@ -271,6 +280,24 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 })
             })
         }
+        Command::Models => {
+            let dir = config.models_dir(&paths);
+            batch::run(output, kind, "reading the models", move |_| {
+                Ok(crate::models::Report::gather(&dir)?)
+            })
+        }
+        Command::Chat { message } => {
+            let chat = &config.config.chat;
+            let engine = EngineConfig::from_config(chat, &config.models_dir(&paths));
+            let system = chat.system_prompt.clone();
+            let input = match message {
+                Some(m) => chat::Input::One(m),
+                None => chat::Input::Lines(Box::new(std::io::BufReader::new(std::io::stdin()))),
+            };
+            batch::run(output, kind, "chatting", move |ctx| {
+                chat::run(ctx, engine, &system, input)
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -309,6 +336,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Contacts { .. } => "contacts",
         Command::Profile { .. } => "profile",
         Command::Status => "status",
+        Command::Models => "models",
+        Command::Chat { .. } => "chat",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",
         Command::Completions { .. } => "completions",

@@ -6,9 +6,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::config::ChatConfig;
 use crate::config::{ConfigError, Loaded};
 use crate::diag::Diagnostic;
 use crate::jobs::Summary;
+use crate::llm::engine::{EngineConfig, EngineError, inspect_model};
 use crate::models::{self, ModelKind};
 use crate::paths::Paths;
 use crate::store::{Store, StoreError};
@@ -128,7 +130,7 @@ pub fn run(paths: &Paths, config: &Result<Loaded, ConfigError>, term: &TermInfo)
         }
     };
     checks.push(store(paths));
-    checks.push(models(&loaded.models_dir(paths)));
+    checks.push(models(&loaded.models_dir(paths), &loaded.config.chat));
     let (keymap_diags, theme_check) = look(paths, loaded, &term.env);
     checks.push(if keymap_diags.is_empty() {
         check(
@@ -237,7 +239,7 @@ fn store(paths: &Paths) -> Check {
     }
 }
 
-fn models(dir: &Path) -> Check {
+fn models(dir: &Path, chat: &ChatConfig) -> Check {
     let found = match models::discover(dir) {
         Ok(f) => f,
         Err(e) => {
@@ -249,6 +251,32 @@ fn models(dir: &Path) -> Check {
             );
         }
     };
+    // Broken model files, and a configured chat model that cannot chat.
+    let mut broken: Vec<String> = found
+        .iter()
+        .filter_map(|m| Some(format!("{}: {}", m.name, m.problem.as_ref()?)))
+        .collect();
+    let engine = EngineConfig::from_config(chat, dir);
+    let chat_missing = match inspect_model(&engine) {
+        Ok(_) => false,
+        Err(EngineError::ModelMissing { .. }) => true,
+        Err(EngineError::Gguf(_)) if found.iter().any(|m| m.path == engine.model) => false,
+        Err(e) => {
+            broken.push(format!("chat.model: {e}"));
+            false
+        }
+    };
+    if !broken.is_empty() {
+        return check(
+            "models",
+            Status::Fail,
+            broken.join("; "),
+            Some(format!(
+                "run `bash scripts/fetch-models.sh` to replace the default models (it checks their SHA-256), or delete or replace the files named in {}",
+                dir.display()
+            )),
+        );
+    }
     let names = |k: ModelKind| -> Vec<String> {
         found
             .iter()
@@ -262,6 +290,10 @@ fn models(dir: &Path) -> Check {
         names(ModelKind::Whisper),
     );
     let mut missing = Vec::new();
+    let chat_label = format!("the chat model {} (chat.model)", chat.model);
+    if chat_missing {
+        missing.push(chat_label.as_str());
+    }
     for (label, list) in [
         ("a chat model (.gguf)", &gguf),
         ("an embedding model", &emb),
@@ -293,10 +325,17 @@ fn models(dir: &Path) -> Check {
                 dir.display(),
                 missing.join(", ")
             ),
-            Some(format!(
-                "put model files in {} (or set TWIN_MODELS_DIR / models.dir to a folder that has them); chat, memory and voice need them, the rest of twin works without",
-                dir.display()
-            )),
+            Some(if chat_missing || emb.is_empty() {
+                format!(
+                    "`bash scripts/fetch-models.sh` fetches the chat and embedding models into {} (or set TWIN_MODELS_DIR / models.dir to a folder that has them); chat, memory and voice need them, the rest of twin works without",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "put a whisper model (ggml-*.bin) in {}; only voice needs it",
+                    dir.display()
+                )
+            }),
         )
     }
 }
@@ -479,6 +518,30 @@ mod tests {
             "{}",
             by("keymap").detail
         );
+    }
+
+    #[test]
+    fn a_truncated_model_fails_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path(), "--home");
+        let models = paths.default_models_dir();
+        std::fs::create_dir_all(&models).unwrap();
+        let file = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        crate::llm::tiny::TinyLlama::default().write(&file).unwrap();
+        let cfg = crate::config::load(&paths.config_file(), &|_| None);
+        let r = run(&paths, &cfg, &term());
+        let c = r.checks.iter().find(|c| c.name == "models").unwrap();
+        assert_ne!(c.status, Status::Fail, "{}", c.detail);
+        assert!(!c.detail.contains("chat model"), "{}", c.detail);
+
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let r = run(&paths, &cfg, &term());
+        let c = r.checks.iter().find(|c| c.name == "models").unwrap();
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("is truncated at byte"), "{}", c.detail);
+        assert!(c.fix.as_deref().unwrap().contains("fetch-models.sh"));
+        assert!(!r.success());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! twin: a digital twin of you, built from your own history, running on your machine.
 //!
 //! Layers, one direction only: front-ends (`tui`, `batch`) -> `app` core and `jobs`
-//! -> core modules (`store`, later `ingest`, `memory`, `llm`, ...). Core modules
+//! -> core modules (`store`, `ingest`, `llm`, later `memory`, ...). Core modules
 //! never import ratatui or crossterm.
 
 pub mod app;
@@ -12,6 +12,7 @@ pub mod diag;
 pub mod doctor;
 pub mod ingest;
 pub mod jobs;
+pub mod llm;
 pub mod logging;
 pub mod models;
 pub mod paths;

@@ -1,9 +1,14 @@
-//! Finding model files in the models folder. The chat issue adds GGUF metadata
-//! (architecture, parameters, template); this module only says what is there.
+//! Finding model files in the models folder, with what their GGUF headers say
+//! (architecture, parameters, quantisation, context, chat template), and
+//! `twin models`.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::llm::gguf::{Gguf, ModelSummary, human_params};
+use crate::status::human_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +27,12 @@ pub struct ModelFile {
     pub path: PathBuf,
     pub kind: ModelKind,
     pub bytes: u64,
+    /// A GGUF file's header (`None` for other kinds, or when it cannot be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<ModelSummary>,
+    /// Why a GGUF file cannot be used: truncated, corrupt, not GGUF.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// Model files directly in `dir` or one folder below. A missing folder has none.
@@ -43,6 +54,8 @@ fn scan(dir: &Path, depth: usize, found: &mut Vec<ModelFile>) -> std::io::Result
             path: dir.to_path_buf(),
             kind: ModelKind::Embedding,
             bytes,
+            gguf: None,
+            problem: None,
         });
         return Ok(());
     }
@@ -64,14 +77,92 @@ fn scan(dir: &Path, depth: usize, found: &mut Vec<ModelFile>) -> std::io::Result
         } else {
             continue;
         };
+        let (gguf, problem) = if kind == ModelKind::Gguf {
+            match Gguf::open(&path) {
+                Ok(g) => (Some(g.summary()), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        } else {
+            (None, None)
+        };
         found.push(ModelFile {
             name,
             path,
             kind,
             bytes: meta.len(),
+            gguf,
+            problem,
         });
     }
     Ok(())
+}
+
+/// `twin models`: every model in the folder with its metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dir: PathBuf,
+    pub models: Vec<ModelFile>,
+}
+
+impl Report {
+    pub fn gather(dir: &Path) -> std::io::Result<Report> {
+        Ok(Report {
+            dir: dir.to_path_buf(),
+            models: discover(dir)?,
+        })
+    }
+}
+
+impl crate::jobs::Summary for Report {}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "models in {}", self.dir.display())?;
+        if self.models.is_empty() {
+            return write!(
+                f,
+                "  (none: `bash scripts/fetch-models.sh` fetches the default ones)"
+            );
+        }
+        writeln!(
+            f,
+            "  {:<38} {:<9} {:>7} {:<8} {:>7} {:<9} {:>9}",
+            "name", "arch", "params", "quant", "context", "template", "size"
+        )?;
+        for m in &self.models {
+            let dash = || "-".to_string();
+            match (&m.gguf, &m.problem) {
+                (Some(g), _) => writeln!(
+                    f,
+                    "  {:<38} {:<9} {:>7} {:<8} {:>7} {:<9} {:>9}",
+                    m.name,
+                    g.architecture.clone().unwrap_or_else(dash),
+                    human_params(g.parameters),
+                    g.quantization.clone().unwrap_or_else(dash),
+                    g.context_length.map(|c| c.to_string()).unwrap_or_else(dash),
+                    if g.kind == "adapter" {
+                        "(adapter)".to_string()
+                    } else {
+                        g.chat_template.clone().unwrap_or_else(|| "none".into())
+                    },
+                    human_bytes(m.bytes)
+                )?,
+                (None, Some(problem)) => writeln!(f, "  {:<38} PROBLEM: {problem}", m.name)?,
+                (None, None) => writeln!(
+                    f,
+                    "  {:<38} {:<9} {:>7} {:<8} {:>7} {:<9} {:>9}",
+                    m.name,
+                    format!("{:?}", m.kind).to_lowercase(),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    human_bytes(m.bytes)
+                )?,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -89,6 +180,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("a.gguf"), b"GGUF").unwrap();
+        crate::llm::tiny::TinyLlama::default()
+            .write(&d.join("b.gguf"))
+            .unwrap();
         std::fs::write(d.join("ggml-tiny.en.bin"), b"x").unwrap();
         std::fs::write(d.join("notes.txt"), b"x").unwrap();
         std::fs::create_dir(d.join("minilm")).unwrap();
@@ -100,11 +194,30 @@ mod tests {
             kinds,
             vec![
                 ("a.gguf", ModelKind::Gguf),
+                ("b.gguf", ModelKind::Gguf),
                 ("ggml-tiny.en.bin", ModelKind::Whisper),
                 ("minilm", ModelKind::Embedding)
             ]
         );
-        assert_eq!(found[2].bytes, 2);
+        assert_eq!(found[3].bytes, 2);
+        // A four-byte file is cut short; the tiny model reads whole.
+        assert!(
+            found[0]
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("truncated at byte 4")
+        );
+        let g = found[1].gguf.as_ref().unwrap();
+        assert_eq!(g.architecture.as_deref(), Some("llama"));
+        assert_eq!(g.chat_template.as_deref(), Some("chatml"));
+        let text = Report {
+            dir: d.to_path_buf(),
+            models: found,
+        }
+        .to_string();
+        assert!(text.contains("PROBLEM: file"), "{text}");
+        assert!(text.contains("chatml"), "{text}");
     }
 
     #[test]

@@ -102,9 +102,14 @@ impl fmt::Display for StatusReport {
             writeln!(f, "  (none found)")?;
         }
         for m in &self.models {
+            let about = match (&m.gguf, &m.problem) {
+                (Some(g), _) => format!("  {g}"),
+                (None, Some(problem)) => format!("  PROBLEM: {problem}"),
+                (None, None) => String::new(),
+            };
             writeln!(
                 f,
-                "  {:<40} {:<9} {:>9}",
+                "  {:<40} {:<9} {:>9}{about}",
                 m.name,
                 format!("{:?}", m.kind).to_lowercase(),
                 human_bytes(m.bytes)

@@ -33,6 +33,8 @@ fn report(with_data: bool) -> StatusReport {
             path: PathBuf::from("/home/me/twin/data/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
             kind: ModelKind::Gguf,
             bytes: 98_000_000,
+            gguf: None,
+            problem: None,
         }]
     } else {
         Vec::new()

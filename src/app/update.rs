@@ -248,6 +248,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     j.detail = Some(message);
                 }
             }
+            // Streamed text belongs to the pane that asked for it (chat).
+            JobBody::Token { .. } => {}
             JobBody::Done { summary } => {
                 state.jobs.remove(&ev.id);
                 if ev.job == "ingest" {

@@ -49,6 +49,8 @@ where
         });
         let tty = std::io::stderr().is_terminal();
         let mut progress_shown = false;
+        // Streamed text on stdout that has not ended its line yet.
+        let mut mid_line = false;
         loop {
             let ev = tokio::select! {
                 ev = rx.recv() => ev,
@@ -60,6 +62,23 @@ where
             let Some(ev) = ev else { return EXIT_FAILED };
             if output == Output::Json {
                 print_json(&ev);
+            } else if let JobBody::Token { text } = &ev.body {
+                // People read the reply as it is written.
+                if progress_shown {
+                    eprint!("\r\x1b[2K");
+                    progress_shown = false;
+                }
+                print_stdout(text);
+                if !text.is_empty() {
+                    mid_line = !text.ends_with('\n');
+                }
+            } else if output == Output::Human
+                && mid_line
+                && !matches!(ev.body, JobBody::Done { .. })
+            {
+                // End the streamed line before stderr writes on the same terminal.
+                print_stdout("\n");
+                mid_line = false;
             }
             if tty {
                 progress_shown = show_on_stderr(&ev, output, progress_shown);
@@ -76,7 +95,7 @@ where
                         .expect("summary slot")
                         .take()
                         .unwrap_or_default();
-                    if output == Output::Human {
+                    if output == Output::Human && (!text.is_empty() || mid_line) {
                         print_stdout(&format!("{text}\n"));
                     }
                     return if ok { EXIT_OK } else { EXIT_FAILED };

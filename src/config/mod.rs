@@ -21,6 +21,11 @@ pub enum Kind {
         max: i64,
     },
     Choice(&'static [&'static str]),
+    /// A number; integers are accepted too.
+    Float {
+        min: f64,
+        max: f64,
+    },
     /// A list of strings.
     StrList,
 }
@@ -110,6 +115,109 @@ pub const KEYS: &[KeySpec] = &[
         doc: "threads for CPU-heavy jobs; 0 means all cores",
         env: None,
     },
+    KeySpec {
+        key: "chat.model",
+        kind: Kind::Str,
+        default: "\"SmolLM2-135M-Instruct.Q4_1.gguf\"",
+        doc: "the chat model: a .gguf file name in the models folder, or a path (bash scripts/fetch-models.sh fetches the default)",
+        env: Some("TWIN_CHAT_MODEL"),
+    },
+    KeySpec {
+        key: "chat.adapter",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "a LoRA adapter (.gguf) for the chat model, by name in the models folder or path; empty means none",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.template",
+        kind: Kind::Str,
+        default: "\"auto\"",
+        doc: "chat template: auto (the model's own; gemma models without one use gemma; instruct models without one use chatml) or a llama.cpp built-in name such as chatml, gemma, llama3, phi3, mistral-v7",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.system_prompt",
+        kind: Kind::Str,
+        default: "\"You are a helpful, friendly assistant. Answer briefly.\"",
+        doc: "the system prompt that opens every conversation",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.n_ctx",
+        kind: Kind::Int {
+            min: 64,
+            max: 1_048_576,
+        },
+        default: "4096",
+        doc: "context window in tokens (capped at the model's); when a conversation outgrows it the oldest turns are dropped",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.max_tokens",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_048_576,
+        },
+        default: "512",
+        doc: "the most tokens one reply may have",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.temperature",
+        kind: Kind::Float { min: 0.0, max: 5.0 },
+        default: "0.7",
+        doc: "sampling temperature; 0 always picks the likeliest token",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.top_p",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.9",
+        doc: "nucleus sampling: keep the likeliest tokens whose probabilities add up to this (1 turns it off)",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.min_p",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.05",
+        doc: "drop tokens less likely than this fraction of the likeliest one (0 turns it off)",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.repeat_penalty",
+        kind: Kind::Float { min: 0.0, max: 5.0 },
+        default: "1.1",
+        doc: "penalty for repeating one of the last 64 tokens (1 turns it off)",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.seed",
+        kind: Kind::Int {
+            min: -1,
+            max: 4_294_967_294,
+        },
+        default: "-1",
+        doc: "sampling seed for repeatable replies; -1 picks a new one each run",
+        env: None,
+    },
+    KeySpec {
+        key: "chat.threads",
+        kind: Kind::Int { min: 0, max: 1024 },
+        default: "0",
+        doc: "CPU threads for generation; 0 means all cores (fewer keeps generation fast while indexing or training runs)",
+        env: Some("TWIN_CHAT_THREADS"),
+    },
+    KeySpec {
+        key: "chat.gpu_layers",
+        kind: Kind::Int {
+            min: -1,
+            max: 10_000,
+        },
+        default: "-1",
+        doc: "layers to offload to the GPU in a CUDA build; -1 means all, 0 none (ignored without CUDA)",
+        env: None,
+    },
 ];
 
 /// The typed, effective configuration.
@@ -122,6 +230,26 @@ pub struct Config {
     pub log: LogConfig,
     pub models: ModelsConfig,
     pub jobs: JobsConfig,
+    pub chat: ChatConfig,
+}
+
+/// `[chat]`: the chat model and how it samples.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    pub model: String,
+    pub adapter: String,
+    pub template: String,
+    pub system_prompt: String,
+    pub n_ctx: i64,
+    pub max_tokens: i64,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub min_p: f64,
+    pub repeat_penalty: f64,
+    pub seed: i64,
+    pub threads: i64,
+    pub gpu_layers: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -310,6 +438,11 @@ pub fn load_str(
         } else {
             (default.clone(), Source::Default)
         };
+        // `temperature = 1` means 1.0.
+        let value = match (spec.kind, value) {
+            (Kind::Float { .. }, toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            (_, v) => v,
+        };
         let (section, name) = spec.key.split_once('.').expect("keys are section.name");
         table
             .entry(section)
@@ -375,6 +508,16 @@ fn check_kind(spec: &KeySpec, v: &toml::Value) -> Result<(), String> {
             "`{key}` must be a list of strings such as [\"Alice\", \"+15550100\"], found {other}"
         )),
         (Kind::Int { min, max }, toml::Value::Integer(i)) if (min..=max).contains(i) => Ok(()),
+        (Kind::Float { min, max }, toml::Value::Float(x)) if (min..=max).contains(x) => Ok(()),
+        (Kind::Float { min, max }, toml::Value::Integer(i))
+            if (min..=max).contains(&(*i as f64)) =>
+        {
+            Ok(())
+        }
+        (Kind::Float { min, max }, toml::Value::Float(_) | toml::Value::Integer(_)) => Err(
+            format!("`{key}` must be between {min} and {max}, found {v}"),
+        ),
+        (Kind::Float { .. }, other) => Err(format!("`{key}` must be a number, found {other}")),
         (Kind::Int { min, max }, toml::Value::Integer(i)) => Err(format!(
             "`{key}` must be between {min} and {max}, found {i}"
         )),
@@ -415,6 +558,10 @@ fn env_value(spec: &KeySpec, raw: &str) -> Result<toml::Value, String> {
         Kind::Int { .. } => toml::Value::Integer(
             raw.parse()
                 .map_err(|_| format!("`{}` must be a whole number, found {raw:?}", spec.key))?,
+        ),
+        Kind::Float { .. } => toml::Value::Float(
+            raw.parse()
+                .map_err(|_| format!("`{}` must be a number, found {raw:?}", spec.key))?,
         ),
     };
     check_kind(spec, &v)?;
@@ -613,6 +760,18 @@ mod tests {
         assert!(l.warnings.is_empty());
         let d = load_str(Path::new("x"), None, &no_env).unwrap();
         assert_eq!(l.config, d.config);
+    }
+
+    #[test]
+    fn chat_numbers_accept_integers_and_refuse_out_of_range() {
+        let l = load("[chat]\ntemperature = 1\ntop_p = 0.5\n").unwrap();
+        assert_eq!(l.config.chat.temperature, 1.0);
+        assert_eq!(l.config.chat.top_p, 0.5);
+        assert_eq!(l.config.chat.n_ctx, 4096);
+        let err = load("[chat]\ntop_p = 1.5\n").unwrap_err();
+        assert!(err.to_string().contains("between 0 and 1"), "{err}");
+        let err = load("[chat]\ntemperature = \"hot\"\n").unwrap_err();
+        assert!(err.to_string().contains("must be a number"), "{err}");
     }
 
     #[test]

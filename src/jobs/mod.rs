@@ -1,6 +1,6 @@
 //! Long work runs as jobs. Every job has an id, a cancellation token, and reports
 //! on one channel with one protocol:
-//! `Started / Progress{done,total,unit,rate} / Log / Done{summary} / Failed{error}`.
+//! `Started / Progress{done,total,unit,rate} / Log / Token{text} / Done{summary} / Failed{error}`.
 //! The TUI folds these events into pane state; `--batch` prints each as a JSON line.
 //! Later issues add job kinds, never new event shapes.
 
@@ -41,6 +41,11 @@ pub enum JobBody {
         level: Level,
         message: String,
     },
+    /// A piece of generated text, streamed as a model produces it (chat). Never
+    /// throttled: the pieces concatenated are the reply.
+    Token {
+        text: String,
+    },
     Done {
         summary: serde_json::Value,
     },
@@ -55,6 +60,7 @@ impl JobBody {
             JobBody::Started { .. } => "started",
             JobBody::Progress { .. } => "progress",
             JobBody::Log { .. } => "log",
+            JobBody::Token { .. } => "token",
             JobBody::Done { .. } => "done",
             JobBody::Failed { .. } => "failed",
         }
@@ -97,6 +103,7 @@ impl Serialize for JobEvent {
                 m.serialize_entry("level", level)?;
                 m.serialize_entry("message", message)?;
             }
+            JobBody::Token { text } => m.serialize_entry("text", text)?,
             JobBody::Done { summary } => m.serialize_entry("summary", summary)?,
             JobBody::Failed { error } => m.serialize_entry("error", error)?,
         }
@@ -188,8 +195,18 @@ impl JobCtx {
         });
     }
 
+    /// Stream a piece of generated text.
+    pub fn token(&self, text: impl Into<String>) {
+        self.send(JobBody::Token { text: text.into() });
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// The job's cancellation token, for work that checks it itself (the chat engine).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
     }
 
     /// `Err(Cancelled)` once the job has been cancelled: call it between units of work.
@@ -389,6 +406,23 @@ mod tests {
             JobBody::Failed { error } => assert!(error.contains("internal error"), "{error}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn tokens_serialize_with_their_text() {
+        let (ctx, mut rx, _) = JobCtx::detached("chat");
+        ctx.token("Hel");
+        ctx.token("lo");
+        let texts: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                r#"{"event":"token","job":"chat","id":0,"text":"Hel"}"#,
+                r#"{"event":"token","job":"chat","id":0,"text":"lo"}"#
+            ]
+        );
     }
 
     #[test]
