@@ -139,7 +139,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "chat.system_prompt",
         kind: Kind::Str,
-        default: "\"You are a helpful, friendly assistant. Answer briefly.\"",
+        default: "\"You are a helpful assistant.\"",
         doc: "the system prompt that opens every conversation",
         env: None,
     },
@@ -166,8 +166,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "chat.temperature",
         kind: Kind::Float { min: 0.0, max: 5.0 },
-        default: "0.7",
-        doc: "sampling temperature; 0 always picks the likeliest token",
+        default: "0.3",
+        doc: "sampling temperature: higher is more varied, 0 always picks the likeliest token (small models ramble above ~0.5)",
         env: None,
     },
     KeySpec {

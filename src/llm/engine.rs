@@ -47,7 +47,7 @@ pub struct Sampling {
 impl Default for Sampling {
     fn default() -> Sampling {
         Sampling {
-            temperature: 0.7,
+            temperature: 0.3,
             top_p: 0.9,
             min_p: 0.05,
             repeat_penalty: 1.1,
