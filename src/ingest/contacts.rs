@@ -157,6 +157,18 @@ impl std::fmt::Display for ContactsReport {
 
 impl crate::jobs::Summary for ContactsReport {}
 
+/// Every conversation `contact` took part in.
+fn conversations_with(store: &Store, contact: Id) -> Result<Vec<Conversation>, StoreError> {
+    let mut out = Vec::new();
+    for r in store.scan::<Conversation>([]) {
+        let (_, c) = r?;
+        if c.participants.contains(&contact) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// Undo a merge: the messages `contact` wrote under `name` become a contact of
 /// their own (the one `name` identifies), with the aliases of that name.
 pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, StoreError> {
@@ -171,11 +183,7 @@ pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, Stor
     } else {
         new_id
     };
-    let conversations: Vec<Conversation> = store
-        .scan::<Conversation>([])
-        .filter_map(|r| r.ok().map(|(_, c)| c))
-        .filter(|c| c.participants.contains(&contact))
-        .collect();
+    let conversations = conversations_with(store, contact)?;
     let mut moved = Contact {
         id: new_id,
         name: name.to_string(),
@@ -272,11 +280,7 @@ pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreErro
     let Some(source) = store.get::<Contact>(Contact::key(from))? else {
         return Ok(report);
     };
-    let conversations: Vec<Conversation> = store
-        .scan::<Conversation>([])
-        .filter_map(|r| r.ok().map(|(_, c)| c))
-        .filter(|c| c.participants.contains(&from))
-        .collect();
+    let conversations = conversations_with(store, from)?;
     for conv in conversations {
         let mut entries = Vec::new();
         for kv in store
