@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# The one ggml llama.cpp and whisper.cpp share (cached across clones).
+bash scripts/build-ggml.sh
 # The models go where this twin will look: --home DIR (or TWIN_HOME) puts them
 # under DIR/data/models; TWIN_MODELS_DIR wins over both.
 home="${TWIN_HOME:-}"

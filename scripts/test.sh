@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# The one ggml llama.cpp and whisper.cpp share (cached across clones).
+bash scripts/build-ggml.sh
 export TWIN_MODELS_DIR="${TWIN_MODELS_DIR:-$HOME/.cache/twin/models}"
 bash scripts/fetch-models.sh || echo "test: continuing without the real models; the tests that need them skip" >&2
 cargo test --release --locked "$@"
