@@ -15,6 +15,9 @@ fn main() {
     };
     let lib = prefix.join("lib");
     // A rebuilt ggml (new flags, new sources) relinks twin.
-    println!("cargo:rerun-if-changed={}", prefix.join(".complete").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        prefix.join(".complete").display()
+    );
     println!("cargo:rustc-link-search=native={}", lib.display());
 }

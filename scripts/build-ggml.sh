@@ -62,6 +62,15 @@ prefix="$cache/ggml-$version-$key"
 link() {
   ln -sfn "$prefix" "$repo/.ggml"
   echo "build-ggml: .ggml -> $prefix" >&2
+  # A cargo build tried without the prefix left llama.cpp's and whisper.cpp's
+  # CMake caches pointing at the stub (llama-cpp-sys-2 never reconfigures a
+  # configured folder): drop those caches so the next build configures again.
+  local target="${CARGO_TARGET_DIR:-$repo/target}"
+  case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+  grep -l "ggml-missing" "$target"/*/build/{llama-cpp-sys-2,whisper-rs-sys}-*/out/build/CMakeCache.txt 2>/dev/null | while read -r cache; do
+    rm -f "$cache"
+    echo "build-ggml: reset $(dirname "$cache") (it was configured without ggml)" >&2
+  done || true
 }
 if [ -f "$prefix/.complete" ]; then
   link

@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(value_name = "MESSAGE")]
         message: Option<String>,
     },
+    /// Transcribe audio files (voice notes: .opus, .ogg, .m4a, .aac, .mp3, .wav) with the whisper model
+    Transcribe {
+        /// Audio files; each is one job with its own `done` line
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
         /// Print a commented config.toml with every key at its default
@@ -201,7 +207,7 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
             me,
         } => {
             let opts = match pipeline::Options::from_config(inputs, format.0, me, &config.config) {
-                Ok(o) => o,
+                Ok(o) => o.with_voice(&config.config, &paths),
                 Err(e) => return usage(output, &e),
             };
             batch::run(output, kind, "importing exports", move |ctx| {
@@ -298,6 +304,20 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 chat::run(ctx, engine, &system, input)
             })
         }
+        Command::Transcribe { files } => {
+            let settings = crate::voice::Settings::from_config(&config.config, &paths);
+            let loaded = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let mut code = EXIT_OK;
+            for file in files {
+                let (settings, loaded) = (settings.clone(), loaded.clone());
+                let title = format!("transcribing {}", file.display());
+                let c = batch::run(output, kind, &title, move |ctx| {
+                    crate::voice::transcribe_file(&file, &settings, &loaded, ctx)
+                });
+                code = code.max(c);
+            }
+            code
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -338,6 +358,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Status => "status",
         Command::Models => "models",
         Command::Chat { .. } => "chat",
+        Command::Transcribe { .. } => "transcribe",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",
         Command::Completions { .. } => "completions",
@@ -391,7 +412,7 @@ fn init_stderr_log(config: Option<&Loaded>) {
         filter
     } else {
         // PDF libraries log what twin already reports as a clear problem.
-        "warn,lopdf=error,pdf_extract=error"
+        "warn,lopdf=error,pdf_extract=error,symphonia_core=off,symphonia_format_ogg=off"
     };
     logging::init(logging::Sink::Stderr, filter);
 }

@@ -20,3 +20,4 @@ pub mod pii;
 pub mod status;
 pub mod store;
 pub mod tui;
+pub mod voice;

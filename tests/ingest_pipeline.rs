@@ -81,6 +81,7 @@ fn opts(paths: Vec<PathBuf>, me: &[&str]) -> Options {
         me: me.iter().map(|s| s.to_string()).collect(),
         zone: Zone::parse("UTC").unwrap(),
         window_gap_ms: 30 * 60_000,
+        voice: None,
     }
 }
 

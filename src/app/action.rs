@@ -39,6 +39,7 @@ pub enum Action {
     PromptCancel,
     PromptComplete,
     PromptBackspace,
+    ToggleRecording,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -120,6 +121,10 @@ impl Action {
         (
             Action::PromptBackspace,
             "delete the character before the cursor",
+        ),
+        (
+            Action::ToggleRecording,
+            "push-to-talk: start or stop recording; the transcript goes into the chat input",
         ),
     ];
 

@@ -160,6 +160,8 @@ pub struct State {
     pub contacts: Option<ContactsView>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
+    /// The latest push-to-talk transcript, for the chat input to take.
+    pub voice_transcript: Option<String>,
     pub quit: bool,
 }
 
@@ -180,6 +182,7 @@ impl State {
             prompt: None,
             contacts: None,
             pending_keys: String::new(),
+            voice_transcript: None,
             quit: false,
         }
     }
@@ -191,6 +194,15 @@ impl State {
             LayoutMode::Single => false,
             LayoutMode::Auto => self.size.0 >= 120 && self.size.1 >= 36,
         }
+    }
+
+    /// The push-to-talk job: `Some(true)` while recording, `Some(false)` while
+    /// transcribing, `None` when there is none.
+    pub fn recording(&self) -> Option<bool> {
+        self.jobs
+            .values()
+            .find(|j| j.kind == crate::voice::PTT_JOB)
+            .map(|j| j.unit == crate::voice::LEVEL_UNIT || j.unit.is_empty())
     }
 
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {

@@ -22,6 +22,10 @@ pub enum Effect {
     SplitContact(Id, String),
     /// Merge this contact into "me".
     ConfirmMe(Id),
+    /// Push-to-talk: start recording from the microphone (a `voice` job).
+    StartRecording,
+    /// Stop recording and transcribe what was heard.
+    StopRecording,
 }
 
 /// The only place state changes.
@@ -195,6 +199,14 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 }
             }
         }
+        Action::ToggleRecording => match state.recording() {
+            Some(true) => return vec![Effect::StopRecording],
+            Some(false) => state.notify(Level::Info, "still transcribing the last recording"),
+            None => {
+                state.focus = Pane::Chat;
+                return vec![Effect::StartRecording];
+            }
+        },
         Action::PromptCancel => state.prompt = None,
         Action::PromptSubmit => {
             if let Some(p) = state.prompt.take() {
@@ -254,6 +266,19 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 state.jobs.remove(&ev.id);
                 if ev.job == "ingest" {
                     state.last_ingest = Some(summary);
+                } else if ev.job == crate::voice::PTT_JOB {
+                    let text = summary["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    if text.is_empty() {
+                        state.notify(Level::Info, "no speech heard; nothing to put in the input");
+                    } else {
+                        state.notify(Level::Info, format!("you said: {text}"));
+                        state.voice_transcript = Some(text);
+                    }
+                    return Vec::new();
                 }
                 state.notify(Level::Info, format!("{} finished", ev.job));
                 return vec![Effect::RefreshOverview];

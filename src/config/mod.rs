@@ -218,6 +218,34 @@ pub const KEYS: &[KeySpec] = &[
         doc: "layers to offload to the GPU in a CUDA build; -1 means all, 0 none (ignored without CUDA)",
         env: None,
     },
+    KeySpec {
+        key: "voice.model",
+        kind: Kind::Str,
+        default: "\"ggml-tiny.en.bin\"",
+        doc: "the whisper model for voice notes and push-to-talk: a ggml whisper.cpp model (ggml-*.bin) by name in the models folder, or a path (bash scripts/fetch-models.sh fetches the default)",
+        env: Some("TWIN_VOICE_MODEL"),
+    },
+    KeySpec {
+        key: "voice.threads",
+        kind: Kind::Int { min: 0, max: 1024 },
+        default: "0",
+        doc: "CPU threads for transcription; 0 means half the cores (at least one), leaving the rest to chat",
+        env: None,
+    },
+    KeySpec {
+        key: "voice.language",
+        kind: Kind::Str,
+        default: "\"auto\"",
+        doc: "spoken language for multilingual whisper models: auto (detect) or a code such as \"de\"; English-only models (*.en) always use en",
+        env: None,
+    },
+    KeySpec {
+        key: "voice.ingest",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "transcribe voice notes and audio attachments while importing exports (stored as message text, marked transcribed)",
+        env: None,
+    },
 ];
 
 /// The typed, effective configuration.
@@ -231,6 +259,17 @@ pub struct Config {
     pub models: ModelsConfig,
     pub jobs: JobsConfig,
     pub chat: ChatConfig,
+    pub voice: VoiceConfig,
+}
+
+/// `[voice]`: the whisper model and how it runs.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    pub model: String,
+    pub threads: i64,
+    pub language: String,
+    pub ingest: bool,
 }
 
 /// `[chat]`: the chat model and how it samples.

@@ -28,5 +28,6 @@ pub fn options(export: PathBuf, window_gap_ms: i64) -> Options {
         me: vec![ME.to_string()],
         zone: Zone::parse("UTC").expect("UTC is a zone"),
         window_gap_ms,
+        voice: None,
     }
 }

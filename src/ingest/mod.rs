@@ -32,6 +32,7 @@ pub mod signal;
 pub mod slack;
 pub mod source;
 pub mod telegram;
+pub mod voice_notes;
 pub mod whatsapp;
 pub mod windows;
 

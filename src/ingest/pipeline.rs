@@ -107,7 +107,19 @@ impl Options {
             me,
             zone,
             window_gap_ms: config.ingest.window_gap_minutes * 60_000,
+            voice: None,
         })
+    }
+
+    /// Transcribe voice notes while importing, unless `voice.ingest` is off.
+    pub fn with_voice(
+        mut self,
+        config: &crate::config::Config,
+        paths: &crate::paths::Paths,
+    ) -> Options {
+        let settings = crate::voice::Settings::from_config(config, paths);
+        self.voice = settings.ingest.then_some(settings);
+        self
     }
 }
 
@@ -120,6 +132,8 @@ pub struct Options {
     pub me: Vec<String>,
     pub zone: Zone,
     pub window_gap_ms: i64,
+    /// Transcribe voice notes with these settings; None leaves them as attachments.
+    pub voice: Option<crate::voice::Settings>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -164,6 +178,9 @@ pub struct Summary {
     pub unrecognized: Vec<PathBuf>,
     pub windows: u64,
     pub me: super::contacts::MeReport,
+    /// Voice notes whose transcript was stored as their message's text.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub transcribed: u64,
 }
 
 impl std::fmt::Display for Summary {
@@ -194,6 +211,9 @@ impl std::fmt::Display for Summary {
             self.documents,
             self.windows
         )?;
+        if self.transcribed > 0 {
+            writeln!(f, "{} voice notes transcribed", self.transcribed)?;
+        }
         if self.service > 0 {
             writeln!(
                 f,
@@ -343,7 +363,9 @@ pub fn run_with(
     let mut touched_conversations = HashSet::new();
     let mut touched_contacts = HashSet::new();
 
+    let mut voice_model = opts.voice.clone().map(super::voice_notes::Model::new);
     for (src, units) in &plans {
+        let mut voice_notes = Vec::new();
         for unit in units {
             ctx.check_cancelled()?;
             let counted = Counting {
@@ -366,6 +388,24 @@ pub fn run_with(
             touched_conversations.extend(file.1);
             touched_contacts.extend(file.2);
             summary.files.push(file.0);
+            voice_notes.extend(file.3);
+        }
+        if let Some(model) = voice_model.as_mut()
+            && !voice_notes.is_empty()
+        {
+            ctx.log(
+                Level::Info,
+                format!("transcribing {} voice notes", voice_notes.len()),
+            );
+            let n = super::voice_notes::transcribe(
+                store,
+                src.as_ref(),
+                voice_notes,
+                model,
+                ctx,
+                &mut summary,
+            )?;
+            summary.transcribed += n;
         }
     }
     ctx.progress(total, Some(total), "bytes");
@@ -500,7 +540,12 @@ fn import_unit(
     unit: &Unit,
     state: &mut State,
     summary: &mut Summary,
-) -> anyhow::Result<(FileSummary, HashSet<Id>, HashSet<Id>)> {
+) -> anyhow::Result<(
+    FileSummary,
+    HashSet<Id>,
+    HashSet<Id>,
+    Vec<super::voice_notes::Pending>,
+)> {
     let Env {
         store,
         opts,
@@ -528,7 +573,7 @@ fn import_unit(
             file.status = "unchanged";
             file.messages = p.messages;
             summary.messages += p.messages;
-            return Ok((file, HashSet::new(), HashSet::new()));
+            return Ok((file, HashSet::new(), HashSet::new(), Vec::new()));
         }
         Some(p) if p.fingerprint == fingerprint => p.cursor,
         _ => 0,
@@ -581,6 +626,8 @@ fn import_unit(
         contacts: HashSet::new(),
         documents: 0,
         people: 0,
+        voice: Vec::new(),
+        unit_file: unit.files.first().cloned().unwrap_or_default(),
     };
     let parsed = importer.parse(src, unit, &mut sink);
     sink.flush();
@@ -625,6 +672,7 @@ fn import_unit(
         file,
         std::mem::take(&mut sink.conversations),
         std::mem::take(&mut sink.contacts),
+        std::mem::take(&mut sink.voice),
     ))
 }
 
@@ -655,6 +703,10 @@ struct StoreSink<'a> {
     contacts: HashSet<Id>,
     documents: u64,
     people: u64,
+    /// Messages with audio attachments, for [`super::voice_notes`].
+    voice: Vec<super::voice_notes::Pending>,
+    /// The unit's first file (attachment names are relative to its folder).
+    unit_file: PathBuf,
 }
 
 impl StoreSink<'_> {
@@ -918,6 +970,18 @@ impl Sink for StoreSink<'_> {
             return;
         }
         let (author, identities, me) = self.resolve_author(&m);
+        if self.opts.voice.is_some() {
+            for a in &m.attachments {
+                if let Some(name) = super::voice_notes::wants(&a.kind, a.name.as_deref()) {
+                    self.voice.push(super::voice_notes::Pending {
+                        key,
+                        name,
+                        unit_file: self.unit_file.clone(),
+                    });
+                    break;
+                }
+            }
+        }
         self.batch.push(Pending {
             key,
             msg: Message {
@@ -932,6 +996,7 @@ impl Sink for StoreSink<'_> {
                 reply_to: m.reply_to,
                 reactions: m.reactions,
                 edited: m.edited,
+                transcribed: None,
             },
             identities,
             author_name: m.author.name,

@@ -62,6 +62,10 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     #[serde(default)]
     pub edited: bool,
+    /// Set when the text was transcribed from a voice note (the export's own
+    /// text, if any, is kept in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcribed: Option<super::voice_notes::Transcribed>,
 }
 
 impl Record for Message {

@@ -65,6 +65,10 @@ struct Ctx {
     config: Loaded,
     store: Arc<Store>,
     jobs: Jobs,
+    /// Set to stop the push-to-talk recording (a new one gets a new flag).
+    ptt_stop: std::sync::Mutex<Arc<std::sync::atomic::AtomicBool>>,
+    /// The whisper model, loaded by the first push-to-talk and kept.
+    voice_model: Arc<std::sync::Mutex<Option<crate::voice::Transcriber>>>,
 }
 
 async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
@@ -82,7 +86,11 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         config,
         store: Arc::new(store),
         jobs,
+        ptt_stop: Default::default(),
+        voice_model: Default::default(),
     };
+    // ALSA would print its complaints (no sound card over SSH) onto the screen.
+    crate::voice::mic::quiet_alsa();
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -211,7 +219,7 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             }
             let opts =
                 match pipeline::Options::from_config(paths, None, Vec::new(), &ctx.config.config) {
-                    Ok(o) => o,
+                    Ok(o) => o.with_voice(&ctx.config.config, &ctx.paths),
                     Err(e) => return notify(Level::Error, e),
                 };
             let store = ctx.store.clone();
@@ -238,6 +246,24 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
         Effect::ConfirmMe(contact) => contacts_job(ctx, "marking you", move |s| {
             contacts::merge(s, contact, identity::me_id())
         }),
+        Effect::StartRecording => {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            *ctx.ptt_stop.lock().expect("ptt lock") = stop.clone();
+            let settings = crate::voice::Settings::from_config(&ctx.config.config, &ctx.paths);
+            let model = ctx.voice_model.clone();
+            ctx.jobs
+                .spawn_blocking(crate::voice::PTT_JOB, "recording", move |job| {
+                    crate::voice::push_to_talk(job, &stop, &settings, &model)
+                });
+            Vec::new()
+        }
+        Effect::StopRecording => {
+            ctx.ptt_stop
+                .lock()
+                .expect("ptt lock")
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Vec::new()
+        }
         Effect::MergeContacts(from, into) => contacts_job(ctx, "merging contacts", move |s| {
             contacts::merge(s, from, into)
         }),

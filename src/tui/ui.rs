@@ -198,6 +198,16 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
     frame.render_widget(p, rect);
 }
 
+/// Push-to-talk in the status bar: a level meter while recording.
+fn voice_meter(job: &crate::app::JobView) -> String {
+    if job.unit == crate::voice::LEVEL_UNIT || job.unit.is_empty() {
+        let filled = (job.done.min(100) as usize * 8).div_ceil(100);
+        format!("● rec {}{} ", "▮".repeat(filled), "▯".repeat(8 - filled))
+    } else {
+        "⟳ transcribing… ".to_string()
+    }
+}
+
 fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
     let t = view.theme;
     let base = t.get("ui.statusbar");
@@ -224,6 +234,10 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
         ));
     }
     for job in state.jobs.values() {
+        if job.kind == crate::voice::PTT_JOB {
+            spans.push(Span::styled(voice_meter(job), t.get("ui.statusbar.job")));
+            continue;
+        }
         let pct = job
             .fraction()
             .map(|f| format!(" {}%", (f * 100.0) as u64))

@@ -22,7 +22,7 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
         Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(report, t),
         Pane::Training => training::lines(report, t),
-        Pane::Chat => chat::lines(report, t),
+        Pane::Chat => chat::lines(report, t, state.voice_transcript.as_deref()),
     }
 }
 
