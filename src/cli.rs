@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -14,7 +15,7 @@ use crate::llm::{EngineConfig, chat};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
-use crate::{doctor, logging, tui};
+use crate::{doctor, logging, memory, tui};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +75,16 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Build memories from what you imported (episodes, note chunks) and index them
+    Index {
+        #[command(subcommand)]
+        action: Option<IndexAction>,
+    },
+    /// Search, read, pin, edit and forget memories; topics and the biography
+    Memory {
+        #[command(subcommand)]
+        action: MemoryAction,
+    },
     /// Store counts, models found and folders
     Status,
     /// The models in the models folder: architecture, parameters, quantisation, context, template
@@ -99,6 +110,87 @@ pub enum Command {
     },
     /// Print the man page in roff (e.g. `twin man | man -l -`)
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexAction {
+    /// Rebuild the vector index from the stored vectors; re-embed every memory
+    /// when the embedding model changed (or with --reembed)
+    Rebuild {
+        #[arg(long)]
+        reembed: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryAction {
+    /// Hybrid search (meaning + words), best first
+    Search {
+        #[arg(value_name = "QUERY")]
+        query: String,
+        /// How many results
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Only memories involving this contact (name or id)
+        #[arg(long, value_name = "CONTACT")]
+        contact: Option<String>,
+        /// Only this kind: episode, fact, preference, document, chat, summary
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only memories from this day on (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only memories up to this day (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
+    /// One memory with its sources (the messages or note it came from)
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Memories, newest first
+    List {
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        #[arg(long, value_name = "CONTACT")]
+        contact: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Forget a memory: removed with its vector, its sources left out of training
+    Forget {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Pin a memory (always important, never cleaned up); --off unpins
+    Pin {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Replace a memory's text (kept from then on, re-embedded)
+    Edit {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "TEXT")]
+        text: String,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Merge near-duplicates and clean up faded memories
+    Compact,
+    /// Topic clusters and entities (recomputed)
+    Topics,
+    /// The biography assembled from facts, with the memory each comes from
+    Bio,
+    /// Read episodes with the chat model: summaries, facts and preferences
+    Extract {
+        /// Episodes to read at most (most important first)
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 /// Parse the command line and run; returns the process exit code.
@@ -298,6 +390,49 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 chat::run(ctx, engine, &system, input)
             })
         }
+        Command::Index { action } => {
+            let models = config.models_dir(&paths);
+            let cfg = config.config.clone();
+            batch::run(output, kind, "building memories", move |ctx| {
+                let store = Arc::new(Store::open(&paths.store_dir())?);
+                let (mem, notes) = memory::open_configured(store, &cfg, &models)?;
+                let (written, removed, unchanged) = match action {
+                    Some(IndexAction::Rebuild { reembed }) => {
+                        (mem.rebuild(reembed, Some(ctx))? as u64, 0, 0)
+                    }
+                    None => {
+                        if let Some(old) = mem.model_mismatch() {
+                            return Err(memory::MemoryError::ModelChanged {
+                                stored: old,
+                                current: mem.embedder().id().to_string(),
+                            }
+                            .into());
+                        }
+                        let r = memory::build::build(&mem, ctx)?;
+                        (r.written, r.removed, r.unchanged)
+                    }
+                };
+                let st = mem.state();
+                Ok(memory::report::IndexReport {
+                    memories: mem.len() as u64,
+                    written,
+                    removed,
+                    unchanged_sources: unchanged,
+                    vectors: mem.store().count(crate::store::Tree::Vectors)?,
+                    model: st.model,
+                    dim: st.dim,
+                    notes,
+                })
+            })
+        }
+        Command::Memory { action } => {
+            let models = config.models_dir(&paths);
+            let cfg = config.config.clone();
+            let chat_engine = EngineConfig::from_config(&config.config.chat, &models);
+            batch::run(output, kind, "reading memories", move |ctx| {
+                memory_command(&paths, &cfg, &models, chat_engine, action, ctx)
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -317,6 +452,177 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
     }
 }
 
+/// Every `twin memory ...` command; one summary type so `batch::run` prints it.
+fn memory_command(
+    paths: &Paths,
+    cfg: &config::Config,
+    models: &std::path::Path,
+    chat_engine: EngineConfig,
+    action: MemoryAction,
+    ctx: &crate::jobs::JobCtx,
+) -> anyhow::Result<MemoryOutput> {
+    use memory::report::*;
+    let store = Arc::new(Store::open(&paths.store_dir())?);
+    let (mem, notes) = memory::open_configured(store.clone(), cfg, models)?;
+    let contact = |q: Option<String>| -> anyhow::Result<Option<u64>> {
+        q.map(|q| {
+            crate::ingest::contacts::find(&store, &q)?
+                .map(|c| c.id)
+                .ok_or_else(|| anyhow::anyhow!("no contact matches `{q}`; `twin contacts` lists them"))
+        })
+        .transpose()
+    };
+    let kind_of = |k: Option<String>| -> anyhow::Result<Vec<memory::MemoryKind>> {
+        k.map(|k| {
+            memory::MemoryKind::parse(&k).map(|k| vec![k]).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown kind `{k}`; one of episode, fact, preference, document, chat, summary"
+                )
+            })
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+    };
+    let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
+        d.map(|d| {
+            let date = chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                .map_err(|_| anyhow::anyhow!("`{d}` is not a date; write YYYY-MM-DD"))?;
+            let t = if end {
+                date.and_hms_milli_opt(23, 59, 59, 999)
+            } else {
+                date.and_hms_opt(0, 0, 0)
+            };
+            Ok(t.expect("valid time").and_utc().timestamp_millis())
+        })
+        .transpose()
+    };
+    Ok(match action {
+        MemoryAction::Search {
+            query,
+            k,
+            contact: c,
+            kind,
+            since,
+            until,
+        } => {
+            let q = memory::Query {
+                text: query.clone(),
+                k,
+                contact: contact(c)?,
+                kinds: kind_of(kind)?,
+                since_ms: day(since, false)?,
+                until_ms: day(until, true)?,
+            };
+            let hits = mem.search(&q)?;
+            MemoryOutput::Search(SearchReport::new(&mem, &query, hits, notes))
+        }
+        MemoryAction::Show { id } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.get(id)?.ok_or(memory::MemoryError::NotFound(id))?;
+            MemoryOutput::Show(ShowReport::new(&mem, &m)?)
+        }
+        MemoryAction::List {
+            kind,
+            contact: c,
+            limit,
+        } => {
+            let q = memory::Query {
+                contact: contact(c)?,
+                kinds: kind_of(kind)?,
+                ..Default::default()
+            };
+            let names = Names::load(&mem);
+            let list = mem.list(&q, limit)?;
+            MemoryOutput::List(ListReport {
+                total: mem.len(),
+                memories: list.iter().map(|m| MemoryView::new(&mem, &names, m)).collect(),
+                notes,
+            })
+        }
+        MemoryAction::Forget { id } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.forget(id)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: "forgot",
+                excluded_sources: m.provenance.iter().filter(|p| p.message_key().is_some()).count(),
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Pin { id, off } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.set_pinned(id, !off)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: if off { "unpinned" } else { "pinned" },
+                excluded_sources: 0,
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Edit { id, text, title } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.edit(id, title, text)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: "edited",
+                excluded_sources: 0,
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Compact => MemoryOutput::Compact(memory::lifecycle::compact(
+            &mem,
+            cfg.memory.compact_threshold as f32,
+            cfg.memory.cleanup_below as f32,
+            cfg.memory.half_life_days,
+            Some(ctx),
+        )?),
+        MemoryAction::Topics => MemoryOutput::L1(L1Report {
+            l1: memory::topics::compute(&mem, Some(ctx))?,
+            show: "topics",
+        }),
+        MemoryAction::Bio => MemoryOutput::L1(L1Report {
+            l1: memory::topics::compute(&mem, Some(ctx))?,
+            show: "bio",
+        }),
+        MemoryAction::Extract { limit } => {
+            let engine = crate::llm::engine::Engine::start(chat_engine);
+            let me = crate::ingest::contacts::who_is_me(&store)?
+                .name
+                .unwrap_or_else(|| "the user".into());
+            MemoryOutput::Extract(memory::extract::extract(&mem, &engine, &me, limit, ctx)?)
+        }
+    })
+}
+
+/// The summary of a `twin memory` command.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum MemoryOutput {
+    Search(memory::report::SearchReport),
+    Show(memory::report::ShowReport),
+    List(memory::report::ListReport),
+    Change(memory::report::ChangeReport),
+    Compact(memory::lifecycle::CompactReport),
+    L1(memory::report::L1Report),
+    Extract(memory::extract::ExtractReport),
+}
+
+impl std::fmt::Display for MemoryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemoryOutput::Search(r) => r.fmt(f),
+            MemoryOutput::Show(r) => r.fmt(f),
+            MemoryOutput::List(r) => r.fmt(f),
+            MemoryOutput::Change(r) => r.fmt(f),
+            MemoryOutput::Compact(r) => r.fmt(f),
+            MemoryOutput::L1(r) => r.fmt(f),
+            MemoryOutput::Extract(r) => r.fmt(f),
+        }
+    }
+}
+
+impl crate::jobs::Summary for MemoryOutput {}
+
 /// `--format`: `auto` or one format.
 #[derive(Debug, Clone, Copy)]
 pub struct FormatArg(pub Option<Format>);
@@ -335,6 +641,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Demo => "ingest",
         Command::Contacts { .. } => "contacts",
         Command::Profile { .. } => "profile",
+        Command::Index { .. } => "index",
+        Command::Memory { .. } => "memory",
         Command::Status => "status",
         Command::Models => "models",
         Command::Chat { .. } => "chat",

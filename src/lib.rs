@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod llm;
 pub mod logging;
+pub mod memory;
 pub mod models;
 pub mod paths;
 pub mod pii;

@@ -218,6 +218,37 @@ pub const KEYS: &[KeySpec] = &[
         doc: "layers to offload to the GPU in a CUDA build; -1 means all, 0 none (ignored without CUDA)",
         env: None,
     },
+    KeySpec {
+        key: "memory.embedding_model",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the embedding model: a BERT-family .gguf by name in the models folder or path; empty means all-MiniLM-L6-v2 (fetched by scripts/fetch-models.sh, converted on first use)",
+        env: Some("TWIN_EMBEDDING_MODEL"),
+    },
+    KeySpec {
+        key: "memory.half_life_days",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 100_000.0,
+        },
+        default: "180",
+        doc: "a memory's importance halves after this many days without happening again or being recalled; 0 turns decay off (pinned memories never decay)",
+        env: None,
+    },
+    KeySpec {
+        key: "memory.compact_threshold",
+        kind: Kind::Float { min: 0.5, max: 1.0 },
+        default: "0.95",
+        doc: "`twin memory compact` merges memories of one kind whose embeddings are at least this similar (cosine), keeping all their sources",
+        env: None,
+    },
+    KeySpec {
+        key: "memory.cleanup_below",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.02",
+        doc: "`twin memory compact` deletes episodes and chunks whose importance fell below this (never pinned, edited, facts or preferences)",
+        env: None,
+    },
 ];
 
 /// The typed, effective configuration.
@@ -231,6 +262,17 @@ pub struct Config {
     pub models: ModelsConfig,
     pub jobs: JobsConfig,
     pub chat: ChatConfig,
+    pub memory: MemoryConfig,
+}
+
+/// `[memory]`: embeddings and the memory lifecycle.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    pub embedding_model: String,
+    pub half_life_days: f64,
+    pub compact_threshold: f64,
+    pub cleanup_below: f64,
 }
 
 /// `[chat]`: the chat model and how it samples.
