@@ -245,8 +245,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "memory.cleanup_below",
         kind: Kind::Float { min: 0.0, max: 1.0 },
-        default: "0.02",
-        doc: "`twin memory compact` deletes episodes and chunks whose importance fell below this (never pinned, edited, facts or preferences)",
+        default: "0",
+        doc: "`twin memory compact` deletes episodes and chunks whose importance fell below this (never pinned, edited, facts or preferences); 0 keeps everything",
         env: None,
     },
 ];

@@ -47,7 +47,7 @@ pub fn normalize(v: &mut [f32]) {
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    super::index::fast_dot(a, b)
 }
 
 /// A BERT-family GGUF run by llama.cpp in embedding mode (mean pooling).
@@ -113,7 +113,8 @@ impl Embedder for LlamaEmbedder {
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(BATCH_TOKENS as u32))
+            // llama.cpp pads each sequence's share of the context to 256.
+            .with_n_ctx(NonZeroU32::new((256 * BATCH_SEQS) as u32))
             .with_n_batch(BATCH_TOKENS as u32)
             .with_n_ubatch(BATCH_TOKENS as u32)
             .with_n_seq_max(BATCH_SEQS as u32)

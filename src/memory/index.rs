@@ -1,5 +1,7 @@
 //! The approximate-nearest-neighbour index over memory vectors: hnsw_rs with a
-//! dot-product distance (vectors are unit length, so it is cosine).
+//! dot-product distance (vectors are unit length, so it is cosine). Our own
+//! distance, because anndists' `DistDot` asserts `dot <= 1` and a vector's
+//! rounding against itself can exceed it.
 //!
 //! The `vectors` tree is the truth; this index is a cache of it, persisted
 //! beside the store as hnsw_rs's two dump files plus a small sidecar
@@ -14,7 +16,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::prelude::{DistDot, Hnsw, HnswIo};
+use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
 /// Links per node (hnswlib's M) and the construction beam.
@@ -22,6 +24,52 @@ const MAX_CONN: usize = 24;
 const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYER: usize = 16;
 const BASENAME: &str = "vectors";
+
+/// 1 - dot for unit vectors, clamped at 0; AVX2+FMA when the CPU has it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - fast_dot(a, b)).max(0.0)
+    }
+}
+
+/// Dot product with eight independent sums (vectorises well).
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot8(a, b)
+}
+
+pub fn fast_dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot8(a, b)
+}
 
 /// What the sidecar file records about a dump.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +85,7 @@ pub struct DumpInfo {
 }
 
 pub struct VectorIndex {
-    hnsw: Hnsw<'static, f32, DistDot>,
+    hnsw: Hnsw<'static, f32, UnitCosine>,
     dim: usize,
     points: usize,
 }
@@ -50,7 +98,7 @@ impl VectorIndex {
                 expected.max(1024),
                 MAX_LAYER,
                 EF_CONSTRUCTION,
-                DistDot,
+                UnitCosine,
             ),
             dim,
             points: 0,
@@ -182,7 +230,7 @@ impl VectorIndex {
             // The reloaded graph borrows its reader for life: keep the reader
             // (a few paths) alive for the process.
             let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir_owned, BASENAME)));
-            io.load_hnsw::<f32, DistDot>().map_err(|e| e.to_string())
+            io.load_hnsw::<f32, UnitCosine>().map_err(|e| e.to_string())
         })
         .map_err(|_| "index files are damaged".to_string())??;
         Ok((

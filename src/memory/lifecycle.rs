@@ -1,8 +1,11 @@
 //! Importance, decay, compaction and cleanup.
 //!
 //! importance = base x decay + use + edits, clamped to 0..=1, where decay halves
-//! every `half_life_days` since the memory last happened or was retrieved, use
-//! grows with the log of retrievals, and a pinned memory is always 1.
+//! every `half_life_days` since twin learned the memory or last recalled it
+//! (not since the events: five-year-old messages imported today are fresh
+//! memories), use grows with the log of retrievals, and a pinned memory is
+//! always 1. How long ago the events were is a separate, small recency factor
+//! in search ranking.
 
 use std::collections::HashSet;
 
@@ -32,6 +35,16 @@ pub fn importance(l: &Life, now_ms: i64, half_life_days: f64) -> f32 {
     let used = (0.1 * (1.0 + l.access_count as f32).ln()).min(0.3);
     let edited = if l.edited { 0.15 } else { 0.0 };
     (l.base * decay + used + edited).clamp(0.0, 1.0)
+}
+
+/// 1 for events now, halving every `half_life_days` x 4 back in time (gentle:
+/// old history must stay findable).
+pub fn recency(end_ms: i64, now_ms: i64, half_life_days: f64) -> f32 {
+    if half_life_days <= 0.0 {
+        return 1.0;
+    }
+    let age_days = ((now_ms - end_ms).max(0) as f64) / 86_400_000.0;
+    0.5f64.powf(age_days / (4.0 * half_life_days)) as f32
 }
 
 /// What a compaction pass did.
@@ -80,11 +93,14 @@ pub fn compact(
             pinned: m.pinned,
             edited: m.edited,
             access_count: m.access_count,
-            last_ms: m.end_ms.max(m.accessed_ms),
+            last_ms: m.created_ms.max(m.accessed_ms),
         };
         let removable =
             !m.pinned && !m.edited && !matches!(m.kind, MemoryKind::Fact | MemoryKind::Preference);
-        if removable && importance(&life, now, half_life_days) < cleanup_below {
+        if removable
+            && cleanup_below > 0.0
+            && importance(&life, now, half_life_days) < cleanup_below
+        {
             mem.remove(&[m.id], false)?;
             gone.insert(m.id);
             report.cleaned += 1;

@@ -267,6 +267,7 @@ struct Meta {
     importance: f32,
     access_count: u32,
     accessed_ms: i64,
+    created_ms: i64,
 }
 
 impl Meta {
@@ -281,6 +282,7 @@ impl Meta {
             importance: m.importance,
             access_count: m.access_count,
             accessed_ms: m.accessed_ms,
+            created_ms: m.created_ms,
         }
     }
 
@@ -290,7 +292,7 @@ impl Meta {
             pinned: self.pinned,
             edited: self.edited,
             access_count: self.access_count,
-            last_ms: self.end_ms.max(self.accessed_ms),
+            last_ms: self.created_ms.max(self.accessed_ms),
         }
     }
 }
@@ -327,6 +329,15 @@ pub struct Hit {
     pub vector_rank: Option<usize>,
     pub text_rank: Option<usize>,
     pub memory: Memory,
+}
+
+/// One memory's standing in the fused ranking.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fused {
+    rrf: f32,
+    cosine: Option<f32>,
+    vector_rank: Option<usize>,
+    text_rank: Option<usize>,
 }
 
 /// Reciprocal-rank-fusion constant (the usual 60).
@@ -520,6 +531,13 @@ impl Memories {
 
     fn save_inner(&self, inner: &mut Inner) -> Result<(), MemoryError> {
         if !inner.dirty || inner.mismatch.is_some() {
+            return Ok(());
+        }
+        if inner.index.points() == 0 {
+            // Nothing to dump (hnsw_rs cannot write an empty graph); an old
+            // dump must not come back.
+            let _ = std::fs::remove_file(index::sidecar(&self.dir));
+            inner.dirty = false;
             return Ok(());
         }
         inner
@@ -829,8 +847,9 @@ impl Memories {
     }
 
     /// Hybrid search: HNSW over embeddings and BM25 over text, fused by
-    /// reciprocal rank, then re-ranked by importance (use, pins, edits) and
-    /// recency; filters apply inside both searches, before the cut.
+    /// reciprocal rank, then re-ranked by importance (use, pins, edits, decay
+    /// since twin last used it) and by how recent the memory's events are;
+    /// filters apply inside both searches, before the cut.
     pub fn search(&self, q: &Query) -> Result<Vec<Hit>, MemoryError> {
         let k = q.k.max(1);
         let depth = (k * 5).max(50);
@@ -856,43 +875,47 @@ impl Memories {
         };
         let keep_id = |id: u64| inner.meta.get(&id).is_some_and(|m| Self::passes(m, q));
         let text_hits = inner.bm25.search(&q.text, depth, &keep_id);
-        let mut fused: HashMap<u64, (f32, Option<f32>, Option<usize>, Option<usize>)> =
-            HashMap::new();
+        let mut fused: HashMap<u64, Fused> = HashMap::new();
         for (rank, (id, cos)) in vector_hits.iter().enumerate() {
             let e = fused.entry(*id).or_default();
-            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
-            e.1 = Some(*cos);
-            e.2 = Some(rank + 1);
+            e.rrf += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.cosine = Some(*cos);
+            e.vector_rank = Some(rank + 1);
         }
         for (rank, (id, _)) in text_hits.iter().enumerate() {
             let e = fused.entry(*id).or_default();
-            e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
-            e.3 = Some(rank + 1);
+            e.rrf += 1.0 / (RRF_K + rank as f32 + 1.0);
+            e.text_rank = Some(rank + 1);
         }
         let now = now_ms();
-        let mut ranked: Vec<(u64, f32, Option<f32>, Option<usize>, Option<usize>)> = fused
+        let mut ranked: Vec<(u64, f32, Fused)> = fused
             .into_iter()
-            .map(|(id, (rrf, cos, vr, tr))| {
-                let imp = inner
+            .map(|(id, f)| {
+                let (imp, recent) = inner
                     .meta
                     .get(&id)
-                    .map(|m| lifecycle::importance(&m.life(), now, self.half_life_days))
-                    .unwrap_or(0.0);
-                (id, rrf * (0.6 + 0.4 * imp), cos, vr, tr)
+                    .map(|m| {
+                        (
+                            lifecycle::importance(&m.life(), now, self.half_life_days),
+                            lifecycle::recency(m.end_ms, now, self.half_life_days),
+                        )
+                    })
+                    .unwrap_or((0.0, 0.0));
+                (id, f.rrf * (0.6 + 0.3 * imp + 0.1 * recent), f)
             })
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(k);
         drop(inner);
         let mut hits = Vec::with_capacity(ranked.len());
-        for (id, score, cosine, vector_rank, text_rank) in ranked {
+        for (id, score, f) in ranked {
             if let Some(memory) = self.get(id)? {
                 hits.push(Hit {
                     id,
                     score,
-                    cosine,
-                    vector_rank,
-                    text_rank,
+                    cosine: f.cosine,
+                    vector_rank: f.vector_rank,
+                    text_rank: f.text_rank,
                     memory,
                 });
             }

@@ -171,7 +171,11 @@ fn topics(mem: &Memories, all: &[Memory]) -> Result<Vec<Topic>, MemoryError> {
     let mut cluster_tf: Vec<HashMap<String, usize>> = vec![HashMap::new(); k];
     for (i, (m, _)) in items.iter().enumerate() {
         let words: HashSet<String> = bm25::terms(&body_text(m))
-            .filter(|w| w.chars().count() > 2 && !w.chars().all(|c| c.is_ascii_digit()))
+            .filter(|w| {
+                w.chars().count() > 2
+                    && !w.chars().all(|c| c.is_ascii_digit())
+                    && !TOPIC_STOP.contains(&w.as_str())
+            })
             .collect();
         for w in words {
             *df.entry(w.clone()).or_default() += 1;
@@ -214,7 +218,7 @@ fn topics(mem: &Memories, all: &[Memory]) -> Result<Vec<Topic>, MemoryError> {
             examples: by_closeness.into_iter().take(5).map(|(_, id)| id).collect(),
         });
     }
-    out.sort_by(|a, b| b.size.cmp(&a.size));
+    out.sort_by_key(|t| std::cmp::Reverse(t.size));
     Ok(out)
 }
 
@@ -239,6 +243,20 @@ fn body_text(m: &Memory) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Words too common in chat to name a topic.
+const TOPIC_STOP: &[&str] = &[
+    "haha", "hahaha", "lol", "yeah", "yes", "yep", "yup", "nope", "okay", "just", "really", "like",
+    "know", "think", "good", "well", "would", "could", "should", "also", "thats", "that's", "what",
+    "when", "where", "have", "has", "had", "been", "from", "about", "there", "here", "your",
+    "you're", "youre", "mine", "ours", "them", "then", "than", "some", "much", "very", "more",
+    "most", "sure", "right", "thing", "things", "going", "get", "got", "one", "can", "cant",
+    "can't", "dont", "don't", "not", "all", "any", "how", "why", "who", "its", "it's", "i'm", "im",
+    "ive", "i've", "ill", "i'll", "oh", "hey", "hello", "hi", "cool", "nice", "great", "maybe",
+    "probably", "actually", "pretty", "lot", "too", "now", "still", "make", "want", "see", "say",
+    "said", "time", "way", "people", "them", "him", "her", "his", "our", "out", "into", "over",
+    "because", "though", "even", "back", "doing", "does", "did",
+];
 
 const PLACE_CUES: &[&str] = &[
     "in", "at", "from", "to", "visit", "visiting", "near", "moved",
@@ -340,6 +358,14 @@ const NOT_NAMES: &[&str] = &[
     "here",
     "sorry",
     "please",
+    "xd",
+    "omg",
+    "btw",
+    "idk",
+    "tbh",
+    "lmao",
+    "ha",
+    "haha",
 ];
 
 /// Capitalised names inside sentences (not sentence starts), counted, typed by
@@ -412,7 +438,7 @@ fn entities(all: &[Memory], contacts: &[Contact]) -> Vec<Entity> {
             let kind = if contact.is_some() {
                 EntityKind::Person
             } else if ORG_WORDS.contains(&last)
-                || (a.display.len() >= 2 && a.display.chars().all(|c| c.is_ascii_uppercase()))
+                || (a.display.len() >= 3 && a.display.chars().all(|c| c.is_ascii_uppercase()))
             {
                 EntityKind::Organisation
             } else if a.place * 2 >= a.mentions {
@@ -444,11 +470,14 @@ fn is_name_word(w: &str) -> bool {
     let Some(first) = chars.next() else {
         return false;
     };
+    // "I've", "Let's": judge a contraction by the word before its apostrophe.
+    let stem = w.split('\'').next().unwrap_or(w).to_lowercase();
     first.is_uppercase()
         && w.chars().count() > 1
         && w.chars()
             .all(|c| c.is_alphabetic() || c == '\'' || c == '-')
         && !NOT_NAMES.contains(&w.to_lowercase().as_str())
+        && !NOT_NAMES.contains(&stem.as_str())
 }
 
 /// "About me": who I am in the data, then facts and preferences (most
@@ -473,7 +502,7 @@ fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Top
         ));
     }
     let mut people: Vec<&Contact> = contacts.iter().filter(|c| c.id != me).collect();
-    people.sort_by(|a, b| b.messages.cmp(&a.messages));
+    people.sort_by_key(|c| std::cmp::Reverse(c.messages));
     if !people.is_empty() {
         let names: Vec<String> = people.iter().take(5).map(|c| c.name.clone()).collect();
         out.push_str(&format!("I talk most with {}.\n", names.join(", ")));
@@ -486,7 +515,7 @@ fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Top
                 format!(
                     "{} [m:{}]",
                     t.label,
-                    t.examples.first().copied().unwrap_or(0)
+                    super::show_id(t.examples.first().copied().unwrap_or(0))
                 )
             })
             .collect();
@@ -511,7 +540,11 @@ fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Top
         }
         out.push_str(&format!("\n## {title}\n\n"));
         for m in list {
-            out.push_str(&format!("- {} [m:{}]\n", m.text.trim(), m.id));
+            out.push_str(&format!(
+                "- {} [m:{}]\n",
+                m.text.trim(),
+                super::show_id(m.id)
+            ));
         }
     }
     if facts.is_empty() {
