@@ -17,6 +17,7 @@ pub mod logging;
 pub mod models;
 pub mod paths;
 pub mod pii;
+pub mod serve;
 pub mod status;
 pub mod store;
 pub mod tui;
