@@ -240,3 +240,93 @@ fn no_color_is_readable_without_colour() {
     t.keys(&["q"]);
     t.assert_restored();
 }
+
+/// A home whose chat model is a tiny random-weight model the test writes, or
+/// the real SmolLM2 when $TWIN_MODELS_DIR has it.
+fn chat_home() -> (tempfile::TempDir, &'static str) {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let real = std::env::var_os("TWIN_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .map(|d| d.join("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .filter(|p| p.is_file());
+    let (model, which) = match real {
+        Some(p) => (p, "SmolLM2"),
+        None => {
+            let models = home.path().join("data/models");
+            std::fs::create_dir_all(&models).unwrap();
+            let p = models.join("tiny-instruct.gguf");
+            twin::llm::tiny::TinyLlama::default().write(&p).unwrap();
+            (p, "tiny")
+        }
+    };
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[chat]\nmodel = \"{}\"\nmax_tokens = 16\nseed = 5\nthreads = 2\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    (home, which)
+}
+
+#[test]
+fn chat_streams_a_reply_saves_the_session_and_lists_it() {
+    let Some(t) = Tmux::start("chat") else { return };
+    let (home, which) = chat_home();
+    eprintln!("chatting with the {which} model");
+    t.launch(home.path(), "");
+    t.keys(&["4"]);
+    t.wait_for("Chat focused", |s| {
+        focused_title(s).as_deref() == Some("Chat")
+    });
+    t.keys(&["i"]);
+    t.wait_for("the input", |s| s.contains("› █"));
+    t.run(&[
+        "send-keys",
+        "-t",
+        "s",
+        "-l",
+        "What is the capital of France?",
+    ]);
+    t.keys(&["Enter"]);
+    // The status bar shows the speed once the reply is done.
+    let screen = t.wait_for("the reply's speed", |s| s.contains("tok/s · first token"));
+    assert!(
+        screen.contains("you  What is the capital of France?"),
+        "{screen}"
+    );
+    assert!(screen.contains("twin "), "{screen}");
+    // Stop typing, open the session list: the conversation was saved.
+    t.keys(&["Escape", "s"]);
+    let screen = t.wait_for("the session list", |s| s.contains("Saved sessions"));
+    assert!(
+        screen.contains("What is the capital of France?"),
+        "{screen}"
+    );
+    assert!(screen.contains("1 turn)"), "{screen}");
+    t.keys(&["Escape", "q"]);
+    t.assert_restored();
+}
+
+#[test]
+fn chat_without_a_model_says_how_to_fetch_one_and_other_panes_work() {
+    let Some(t) = Tmux::start("nomodel") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    t.launch(home.path(), "TWIN_MODELS_DIR=/nonexistent");
+    t.keys(&["4"]);
+    let screen = t.wait_for("the fetch command", |s| {
+        s.contains("bash scripts/fetch-models.sh")
+    });
+    assert!(screen.contains("No chat model yet"), "{screen}");
+    t.keys(&["1"]);
+    t.wait_for("Ingest focused", |s| {
+        focused_title(s).as_deref() == Some("Ingest")
+    });
+    t.keys(&["q"]);
+    t.assert_restored();
+}
