@@ -386,9 +386,7 @@ pub fn update(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
 }
 
 fn load_session(chat: &mut ChatView, s: &ChatSession) {
-    let mut conv = Conversation::default();
-    conv.session = Some(s.id);
-    conv.turns = s
+    let turns = s
         .turns
         .iter()
         .map(|t| ShownTurn {
@@ -401,6 +399,7 @@ fn load_session(chat: &mut ChatView, s: &ChatSession) {
             tokens_per_s: Some(t.tokens_per_s),
         })
         .collect();
+    let conv = Conversation::resumed(s.id, turns);
     chat.conv = conv;
     chat.contact = s.contact.clone();
     chat.adapter = s.adapter.as_ref().map(PathBuf::from);

@@ -123,6 +123,15 @@ impl Default for Conversation {
 }
 
 impl Conversation {
+    /// A stored session's turns, ready for the next message.
+    pub fn resumed(session: u64, turns: Vec<ShownTurn>) -> Conversation {
+        Conversation {
+            session: Some(session),
+            turns,
+            ..Conversation::default()
+        }
+    }
+
     /// The finished turns as messages, for the next prompt.
     pub fn history(&self) -> Vec<Message> {
         let mut out = Vec::new();
