@@ -150,7 +150,7 @@ impl Action {
         ),
         (
             Action::ChatCompose,
-            "type a message (in the session list: open the selected session)",
+            "type a message; in the list, open the session",
         ),
         (Action::ChatSend, "send the message"),
         (Action::ChatNewline, "start a new line in the message"),
@@ -159,7 +159,7 @@ impl Action {
         (Action::ChatHistoryNext, "recall the next message sent"),
         (
             Action::ChatCancel,
-            "stop the reply being written, else stop typing or close the list",
+            "stop the reply, else stop typing or close",
         ),
         (Action::ChatPrevCitation, "select the previous citation"),
         (Action::ChatNextCitation, "select the next citation"),
@@ -169,18 +169,15 @@ impl Action {
         ),
         (
             Action::ChatCopy,
-            "copy the last reply (OSC 52, works over SSH)",
+            "copy the last reply (OSC 52, also over SSH)",
         ),
         (Action::ChatSessions, "show or hide the saved sessions"),
         (Action::ChatNew, "start a new conversation"),
         (
             Action::ChatToggleAdapter,
-            "switch between the base model and the fine-tuned adapters",
+            "switch base model / fine-tuned adapters",
         ),
-        (
-            Action::ChatContact,
-            "talk as you talk to a contact (empty: to anyone)",
-        ),
+        (Action::ChatContact, "talk as you talk to a contact"),
     ];
 
     /// Parse an action name as written in a keymap file.
