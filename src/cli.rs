@@ -94,6 +94,18 @@ pub enum Command {
         /// What to say; without it each line of stdin is one turn
         #[arg(value_name = "MESSAGE")]
         message: Option<String>,
+        /// Talk as you talk to this contact: their style and a few real exchanges
+        #[arg(long, value_name = "NAME")]
+        contact: Option<String>,
+    },
+    /// Serve the twin as an OpenAI-compatible API: /v1/chat/completions and /v1/models
+    Serve {
+        /// Address to listen on; loopback unless --allow-remote
+        #[arg(long, value_name = "HOST:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
+        listen: String,
+        /// Listen on a non-loopback address (there is no authentication)
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
@@ -378,16 +390,48 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 Ok(crate::models::Report::gather(&dir)?)
             })
         }
-        Command::Chat { message } => {
+        Command::Chat { message, contact } => {
             let chat = &config.config.chat;
-            let engine = EngineConfig::from_config(chat, &config.models_dir(&paths));
-            let system = chat.system_prompt.clone();
+            let opts = chat::Options {
+                engine: chat::ChatEngine::from_config(
+                    chat,
+                    EngineConfig::from_config(chat, &config.models_dir(&paths)),
+                ),
+                system_prompt: chat.system_prompt.clone(),
+                store_dir: Some(paths.store_dir()),
+                contact,
+            };
             let input = match message {
                 Some(m) => chat::Input::One(m),
                 None => chat::Input::Lines(Box::new(std::io::BufReader::new(std::io::stdin()))),
             };
             batch::run(output, kind, "chatting", move |ctx| {
-                chat::run(ctx, engine, &system, input)
+                chat::run(ctx, opts, input)
+            })
+        }
+        Command::Serve {
+            listen,
+            allow_remote,
+        } => {
+            let addr = match crate::serve::check_listen(&listen, allow_remote) {
+                Ok(a) => a,
+                Err(e) => return usage(output, &e.to_string()),
+            };
+            let chat = &config.config.chat;
+            let engine = chat::ChatEngine::from_config(
+                chat,
+                EngineConfig::from_config(chat, &config.models_dir(&paths)),
+            );
+            // The twin's persona, when the store is free to read.
+            let system = match Store::open(&paths.store_dir()) {
+                Ok(store) => chat::system_for(&store, &chat.system_prompt),
+                Err(e) => {
+                    tracing::warn!("{e}; serving without your profile");
+                    chat.system_prompt.clone()
+                }
+            };
+            batch::run(output, kind, "serving the twin", move |ctx| {
+                crate::serve::run(ctx, addr, engine, system)
             })
         }
         Command::Index { action } => {
@@ -655,6 +699,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Status => "status",
         Command::Models => "models",
         Command::Chat { .. } => "chat",
+        Command::Serve { .. } => "serve",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",
         Command::Completions { .. } => "completions",

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod models;
 pub mod paths;
 pub mod pii;
+pub mod serve;
 pub mod status;
 pub mod store;
 pub mod tui;

@@ -320,3 +320,110 @@ fn contacts_list_merges_the_marked_into_the_selected_and_splits_names() {
         vec![Effect::SplitContact(7, "jo_d".into())]
     );
 }
+
+fn chat_job(id: u64, body: JobBody) -> Action {
+    Action::Job(JobEvent {
+        id,
+        job: "chat".into(),
+        body,
+    })
+}
+
+fn type_text(s: &mut State, text: &str) {
+    for c in text.chars() {
+        update(s, Action::ChatInsert(c));
+    }
+}
+
+/// A finished reply with markdown and citations, the second citation selected,
+/// then a second reply streaming, and a draft in the input.
+fn chat_state(w: u16, h: u16) -> State {
+    let mut s = state_at(Pane::Chat, w, h, true);
+    update(&mut s, Action::ChatCompose);
+    type_text(&mut s, "What do I do on Sundays?");
+    update(&mut s, Action::ChatSend);
+    update(
+        &mut s,
+        chat_job(
+            5,
+            JobBody::Started {
+                title: "chatting".into(),
+            },
+        ),
+    );
+    let reply = "Mostly **two things**:\n- tea with Alice at `noon` [m:42]\n1. a long walk by the river, whatever the weather [m:7]\n```\nsunday = rest\n```";
+    update(&mut s, chat_job(5, JobBody::Token { text: reply.into() }));
+    update(
+        &mut s,
+        chat_job(
+            5,
+            JobBody::Done {
+                summary: serde_json::json!({"reply": reply, "citations": ["42", "7"], "finish": "stop", "stats": {"ttft_ms": 86, "tokens_per_s": 135.2}, "session": 3}),
+            },
+        ),
+    );
+    update(&mut s, Action::ChatNextCitation);
+    update(&mut s, Action::ChatNextCitation);
+    type_text(&mut s, "And Mondays?");
+    update(&mut s, Action::ChatSend);
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Started {
+                title: "chatting".into(),
+            },
+        ),
+    );
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Token {
+                text: "Work, mostly".into(),
+            },
+        ),
+    );
+    type_text(&mut s, "thanks");
+    update(&mut s, Action::ChatNewline);
+    type_text(&mut s, "bye");
+    s
+}
+
+#[test]
+fn chat_streams_with_markdown_citations_and_input() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let s = chat_state(w, h);
+        insta::assert_snapshot!(format!("chat_streaming_{w}x{h}"), draw(&s, w, h));
+    }
+}
+
+#[test]
+fn chat_after_the_reply_shows_speed_and_sessions() {
+    let mut s = chat_state(80, 24);
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Done {
+                summary: serde_json::json!({"reply": "Work, mostly.", "citations": [], "finish": "stop", "stats": {"ttft_ms": 40, "tokens_per_s": 140.0}, "session": 3}),
+            },
+        ),
+    );
+    update(&mut s, Action::ChatCancel);
+    let out = draw(&s, 80, 24);
+    assert!(out.contains("140.0 tok/s · first token 40 ms"), "{out}");
+    insta::assert_snapshot!("chat_done_80x24", out);
+    update(
+        &mut s,
+        Action::ChatSessionList(vec![twin::llm::sessions::SessionInfo {
+            id: 3,
+            title: "What do I do on Sundays?".into(),
+            turns: 2,
+            updated_ms: 1_700_000_000_000,
+            contact: Some("Alice".into()),
+            adapter: None,
+        }]),
+    );
+    insta::assert_snapshot!("chat_sessions_80x24", draw(&s, 80, 24));
+}

@@ -76,13 +76,18 @@ impl Tmux {
     }
 
     fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_for_secs(what, 15, ok)
+    }
+
+    /// For work whose time depends on the machine's load (a model's reply).
+    fn wait_for_secs(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
             if ok(&screen) {
                 return screen;
             }
-            if start.elapsed() > Duration::from_secs(15) {
+            if start.elapsed() > Duration::from_secs(secs) {
                 panic!("timed out waiting for {what}; screen:\n{screen}");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -237,6 +242,99 @@ fn no_color_is_readable_without_colour() {
             || raw.contains(";1m"),
         "{raw:?}"
     );
+    t.keys(&["q"]);
+    t.assert_restored();
+}
+
+/// A home whose chat model is a tiny random-weight model the test writes, or
+/// the real SmolLM2 when $TWIN_MODELS_DIR has it.
+fn chat_home() -> (tempfile::TempDir, &'static str) {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let real = std::env::var_os("TWIN_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .map(|d| d.join("SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .filter(|p| p.is_file());
+    let (model, which) = match real {
+        Some(p) => (p, "SmolLM2"),
+        None => {
+            let models = home.path().join("data/models");
+            std::fs::create_dir_all(&models).unwrap();
+            let p = models.join("tiny-instruct.gguf");
+            twin::llm::tiny::TinyLlama::default().write(&p).unwrap();
+            (p, "tiny")
+        }
+    };
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[chat]\nmodel = \"{}\"\nmax_tokens = 16\nseed = 5\nthreads = 2\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    (home, which)
+}
+
+#[test]
+fn chat_streams_a_reply_saves_the_session_and_lists_it() {
+    let Some(t) = Tmux::start("chat") else { return };
+    let (home, which) = chat_home();
+    eprintln!("chatting with the {which} model");
+    t.launch(home.path(), "");
+    t.keys(&["4"]);
+    t.wait_for("Chat focused", |s| {
+        focused_title(s).as_deref() == Some("Chat")
+    });
+    t.keys(&["i"]);
+    t.wait_for("the input", |s| s.contains("› █"));
+    t.run(&[
+        "send-keys",
+        "-t",
+        "s",
+        "-l",
+        "What is the capital of France?",
+    ]);
+    t.keys(&["Enter"]);
+    // The status bar shows the speed once the reply is done.
+    // A loaded 2-core machine can take a minute (no timing is asserted).
+    let screen = t.wait_for_secs("the reply's speed", 180, |s| {
+        s.contains("tok/s · first token")
+    });
+    assert!(
+        screen.contains("you  What is the capital of France?"),
+        "{screen}"
+    );
+    assert!(screen.contains("twin "), "{screen}");
+    // Stop typing, open the session list: the conversation was saved.
+    t.keys(&["Escape", "s"]);
+    let screen = t.wait_for("the session list", |s| s.contains("Saved sessions"));
+    assert!(
+        screen.contains("What is the capital of France?"),
+        "{screen}"
+    );
+    assert!(screen.contains("1 turn)"), "{screen}");
+    t.keys(&["Escape", "q"]);
+    t.assert_restored();
+}
+
+#[test]
+fn chat_without_a_model_says_how_to_fetch_one_and_other_panes_work() {
+    let Some(t) = Tmux::start("nomodel") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    t.launch(home.path(), "TWIN_MODELS_DIR=/nonexistent");
+    t.keys(&["4"]);
+    let screen = t.wait_for("the fetch command", |s| {
+        s.contains("bash scripts/fetch-models.sh")
+    });
+    assert!(screen.contains("No chat model yet"), "{screen}");
+    t.keys(&["1"]);
+    t.wait_for("Ingest focused", |s| {
+        focused_title(s).as_deref() == Some("Ingest")
+    });
     t.keys(&["q"]);
     t.assert_restored();
 }

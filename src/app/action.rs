@@ -39,6 +39,21 @@ pub enum Action {
     PromptCancel,
     PromptComplete,
     PromptBackspace,
+    ChatCompose,
+    ChatSend,
+    ChatNewline,
+    ChatBackspace,
+    ChatHistoryPrev,
+    ChatHistoryNext,
+    ChatCancel,
+    ChatPrevCitation,
+    ChatNextCitation,
+    ChatOpenCitation,
+    ChatCopy,
+    ChatSessions,
+    ChatNew,
+    ChatToggleAdapter,
+    ChatContact,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -69,6 +84,18 @@ pub enum Action {
     /// Fresh sources, activity and identity for the Ingest pane.
     #[serde(skip)]
     IngestOverview(Box<crate::ingest::overview::IngestOverview>),
+    /// A character typed into the chat input.
+    #[serde(skip)]
+    ChatInsert(char),
+    /// The stored chat sessions, newest first (for the session list).
+    #[serde(skip)]
+    ChatSessionList(Vec<crate::llm::sessions::SessionInfo>),
+    /// A stored session to continue.
+    #[serde(skip)]
+    ChatSessionLoaded(Box<crate::llm::sessions::ChatSession>),
+    /// Show this memory (a citation `[m:ID]` was opened).
+    #[serde(skip)]
+    OpenMemory(String),
 }
 
 impl Action {
@@ -121,6 +148,36 @@ impl Action {
             Action::PromptBackspace,
             "delete the character before the cursor",
         ),
+        (
+            Action::ChatCompose,
+            "type a message; in the list, open the session",
+        ),
+        (Action::ChatSend, "send the message"),
+        (Action::ChatNewline, "start a new line in the message"),
+        (Action::ChatBackspace, "delete the last character typed"),
+        (Action::ChatHistoryPrev, "recall the previous message sent"),
+        (Action::ChatHistoryNext, "recall the next message sent"),
+        (
+            Action::ChatCancel,
+            "stop the reply, else stop typing or close",
+        ),
+        (Action::ChatPrevCitation, "select the previous citation"),
+        (Action::ChatNextCitation, "select the next citation"),
+        (
+            Action::ChatOpenCitation,
+            "open the selected citation's memory",
+        ),
+        (
+            Action::ChatCopy,
+            "copy the last reply (OSC 52, also over SSH)",
+        ),
+        (Action::ChatSessions, "show or hide the saved sessions"),
+        (Action::ChatNew, "start a new conversation"),
+        (
+            Action::ChatToggleAdapter,
+            "switch base model / fine-tuned adapters",
+        ),
+        (Action::ChatContact, "talk as you talk to a contact"),
     ];
 
     /// Parse an action name as written in a keymap file.

@@ -2,6 +2,7 @@
 //! `update(&mut State, Action) -> Vec<Effect>` is pure; front-ends perform the effects.
 
 mod action;
+pub mod chat;
 mod state;
 mod update;
 

@@ -105,6 +105,8 @@ pub enum PromptPurpose {
     ImportPath,
     /// Which of this contact's names to split off.
     SplitName(crate::ingest::records::Id),
+    /// Whose way of talking the chat takes on.
+    ChatContact,
 }
 
 /// The contacts list in the Ingest pane.
@@ -129,6 +131,7 @@ impl PromptPurpose {
         match self {
             PromptPurpose::ImportPath => "Import (file, folder or zip)",
             PromptPurpose::SplitName(_) => "Split off the messages written under the name",
+            PromptPurpose::ChatContact => "Talk as you talk to (empty: anyone)",
         }
     }
 }
@@ -160,6 +163,7 @@ pub struct State {
     pub contacts: Option<ContactsView>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
+    pub chat: super::chat::ChatView,
     pub quit: bool,
 }
 
@@ -180,6 +184,7 @@ impl State {
             prompt: None,
             contacts: None,
             pending_keys: String::new(),
+            chat: Default::default(),
             quit: false,
         }
     }

@@ -22,11 +22,28 @@ pub enum Effect {
     SplitContact(Id, String),
     /// Merge this contact into "me".
     ConfirmMe(Id),
+    /// Run one chat turn as a `chat` job.
+    ChatTurn {
+        question: String,
+        history: Vec<crate::llm::Message>,
+        session: Option<u64>,
+        contact: Option<String>,
+        adapter: Option<std::path::PathBuf>,
+    },
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
+    /// Read the stored chat sessions, then send `Action::ChatSessionList`.
+    ListSessions,
+    /// Read a stored session, then send `Action::ChatSessionLoaded`.
+    LoadSession(u64),
 }
 
 /// The only place state changes.
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     let page = state.size.1.saturating_sub(6).max(1);
+    if let Some(fx) = super::chat::update(state, &action) {
+        return fx;
+    }
     match action {
         Action::Quit => {
             state.quit = true;
@@ -50,6 +67,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 LayoutMode::Grid
             }
         }
+        Action::ScrollUp if super::chat::select_session(state, -1) => {}
+        Action::ScrollDown if super::chat::select_session(state, 1) => {}
+        Action::PageUp if super::chat::select_session(state, -(page as i64)) => {}
+        Action::PageDown if super::chat::select_session(state, page as i64) => {}
         Action::ScrollUp if contacts_open(state) => select(state, -1),
         Action::ScrollDown if contacts_open(state) => select(state, 1),
         Action::PageUp if contacts_open(state) => select(state, -(page as i64)),
@@ -182,7 +203,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     PromptPurpose::ImportPath => {
                         return vec![Effect::CompletePath(p.input.clone())];
                     }
-                    PromptPurpose::SplitName(_) => {
+                    PromptPurpose::SplitName(_) | PromptPurpose::ChatContact => {
                         let typed = p.input.to_lowercase();
                         if let Some(c) = p
                             .candidates
@@ -195,11 +216,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 }
             }
         }
+        Action::OpenMemory(id) => {
+            // The Memory pane shows it once memory lands; until then, say which.
+            state.focus = Pane::Memory;
+            state.notify(Level::Info, format!("memory m:{id}"));
+        }
         Action::PromptCancel => state.prompt = None,
         Action::PromptSubmit => {
             if let Some(p) = state.prompt.take() {
                 let input = p.input.trim().to_string();
-                if input.is_empty() {
+                if p.purpose == PromptPurpose::ChatContact {
+                    super::chat::set_contact(state, &input);
+                } else if input.is_empty() {
                     state.prompt = Some(p);
                     state.notify(Level::Info, "type a path first (tab completes)");
                 } else {
@@ -208,14 +236,68 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         PromptPurpose::SplitName(id) => {
                             return vec![Effect::SplitContact(id, input)];
                         }
+                        PromptPurpose::ChatContact => {}
                     }
                 }
             }
         }
         Action::IngestOverview(o) => state.ingest = Some(*o),
+        // Handled by `chat::update` above.
+        Action::ChatCompose
+        | Action::ChatSend
+        | Action::ChatNewline
+        | Action::ChatBackspace
+        | Action::ChatHistoryPrev
+        | Action::ChatHistoryNext
+        | Action::ChatCancel
+        | Action::ChatPrevCitation
+        | Action::ChatNextCitation
+        | Action::ChatOpenCitation
+        | Action::ChatCopy
+        | Action::ChatSessions
+        | Action::ChatNew
+        | Action::ChatToggleAdapter
+        | Action::ChatContact
+        | Action::ChatInsert(_)
+        | Action::ChatSessionList(_)
+        | Action::ChatSessionLoaded(_) => {}
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
         Action::Notify(n) => state.notify(n.level, n.text),
+        Action::Job(ev) if ev.job == "chat" => {
+            let fx = super::chat::job_event(state, &ev);
+            // The status bar still shows the job while it runs.
+            match ev.body {
+                JobBody::Started { title } => {
+                    state.jobs.insert(
+                        ev.id,
+                        JobView {
+                            kind: ev.job,
+                            title,
+                            done: 0,
+                            total: None,
+                            unit: String::new(),
+                            rate: None,
+                            detail: None,
+                        },
+                    );
+                }
+                JobBody::Done { .. } => {
+                    state.jobs.remove(&ev.id);
+                }
+                JobBody::Failed { error } => {
+                    state.jobs.remove(&ev.id);
+                    if error != "cancelled" {
+                        state.notify(Level::Error, format!("chat failed: {error}"));
+                    }
+                }
+                JobBody::Log { level, message } if level != Level::Info => {
+                    state.notify(level, format!("chat: {message}"));
+                }
+                _ => {}
+            }
+            return fx;
+        }
         Action::Job(ev) => match ev.body {
             JobBody::Started { title } => {
                 state.jobs.insert(
@@ -282,6 +364,10 @@ fn select(state: &mut State, by: i64) {
 fn scroll(state: &mut State, f: impl Fn(u16) -> u16) {
     if state.help {
         state.help_scroll = f(state.help_scroll);
+    } else if state.focus == Pane::Chat {
+        // The chat is anchored at its bottom: its offset counts lines up from there.
+        let i = Pane::Chat.index();
+        state.scroll[i] = u16::MAX - f(u16::MAX - state.scroll[i]);
     } else {
         let i = state.focus.index();
         state.scroll[i] = f(state.scroll[i]);

@@ -209,6 +209,34 @@ pub const KEYS: &[KeySpec] = &[
         env: Some("TWIN_CHAT_THREADS"),
     },
     KeySpec {
+        key: "chat.engine",
+        kind: Kind::Choice(&["local", "openai"]),
+        default: "\"local\"",
+        doc: "where replies are generated: local (llama.cpp in twin) or openai (an OpenAI-compatible server at chat.base_url: llama-server, vLLM, Ollama, another twin serve)",
+        env: Some("TWIN_CHAT_ENGINE"),
+    },
+    KeySpec {
+        key: "chat.base_url",
+        kind: Kind::Str,
+        default: "\"http://127.0.0.1:8178/v1\"",
+        doc: "the OpenAI-compatible server's base URL when chat.engine is openai (http only: reach a remote one through an SSH tunnel)",
+        env: Some("TWIN_CHAT_BASE_URL"),
+    },
+    KeySpec {
+        key: "chat.api_key",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "sent as a Bearer token to the server when chat.engine is openai; empty sends none",
+        env: Some("TWIN_CHAT_API_KEY"),
+    },
+    KeySpec {
+        key: "chat.remote_model",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the model to ask the server for when chat.engine is openai; empty takes the first it lists",
+        env: None,
+    },
+    KeySpec {
         key: "chat.gpu_layers",
         kind: Kind::Int {
             min: -1,
@@ -291,6 +319,10 @@ pub struct ChatConfig {
     pub repeat_penalty: f64,
     pub seed: i64,
     pub threads: i64,
+    pub engine: String,
+    pub base_url: String,
+    pub api_key: String,
+    pub remote_model: String,
     pub gpu_layers: i64,
 }
 

@@ -41,10 +41,12 @@ pub enum Mode {
     Help,
     /// While a text prompt is open.
     Prompt,
+    /// While typing a chat message: other keys type into it.
+    Compose,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -52,6 +54,7 @@ impl Mode {
         Mode::Chat,
         Mode::Help,
         Mode::Prompt,
+        Mode::Compose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Mode {
             Mode::Chat => "chat",
             Mode::Help => "help",
             Mode::Prompt => "prompt",
+            Mode::Compose => "compose",
         }
     }
 

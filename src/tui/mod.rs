@@ -4,6 +4,7 @@
 
 pub mod complete;
 pub mod keymap;
+pub mod osc52;
 pub mod panes;
 pub mod terminal;
 pub mod theme;
@@ -27,6 +28,7 @@ use crate::config::Loaded;
 use crate::diag::Diagnostic;
 use crate::ingest::{contacts, demo, identity, overview, pipeline, profile, windows};
 use crate::jobs::{Jobs, Level};
+use crate::llm::{EngineConfig, chat, sessions};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -65,6 +67,8 @@ struct Ctx {
     config: Loaded,
     store: Arc<Store>,
     jobs: Jobs,
+    /// The chat engine, kept across turns (the model loads on the first one).
+    chat: Arc<chat::ChatEngine>,
 }
 
 async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
@@ -77,11 +81,19 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
     let (jobs, mut job_events) = Jobs::new();
+    let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
+    state.chat.model = Some(engine.model.clone());
+    state.chat.adapter = engine.adapter.clone();
+    if config.config.chat.engine == "openai" {
+        state.chat.remote = Some(config.config.chat.base_url.clone());
+    }
+    let chat_engine = Arc::new(chat::ChatEngine::from_config(&config.config.chat, engine));
     let ctx = Ctx {
         paths,
         config,
         store: Arc::new(store),
         jobs,
+        chat: chat_engine,
     };
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -244,6 +256,50 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
         Effect::SplitContact(contact, name) => contacts_job(ctx, "splitting a contact", move |s| {
             contacts::split(s, contact, &name)
         }),
+        Effect::ChatTurn {
+            question,
+            history,
+            session,
+            contact,
+            adapter,
+        } => {
+            let (store, engine) = (ctx.store.clone(), ctx.chat.clone());
+            let system = ctx.config.config.chat.system_prompt.clone();
+            let request = chat::TurnRequest {
+                question,
+                history,
+                session,
+                contact,
+                adapter,
+            };
+            ctx.jobs.spawn_blocking("chat", "chatting", move |job| {
+                chat::turn(job, &engine, &store, &system, &chat::NoMemories, request)
+            });
+            Vec::new()
+        }
+        Effect::Copy(text) => {
+            // OSC 52: the terminal (even one at the far end of SSH) sets its clipboard.
+            use std::io::Write;
+            let mut out = io::stdout().lock();
+            let _ = write!(out, "\x1b]52;c;{}\x07", osc52::base64(text.as_bytes()));
+            let _ = out.flush();
+            Vec::new()
+        }
+        Effect::ListSessions => match sessions::list(&ctx.store) {
+            Ok(list) => vec![Action::ChatSessionList(list)],
+            Err(e) => notify(
+                Level::Error,
+                format!("reading the chat sessions failed: {e}"),
+            ),
+        },
+        Effect::LoadSession(id) => match sessions::ChatSession::load(&ctx.store, id) {
+            Ok(Some(s)) => vec![Action::ChatSessionLoaded(Box::new(s))],
+            Ok(None) => notify(Level::Error, format!("chat session {id} is gone")),
+            Err(e) => notify(
+                Level::Error,
+                format!("reading chat session {id} failed: {e}"),
+            ),
+        },
     }
 }
 
@@ -276,6 +332,19 @@ fn terminal_action(
                     Resolved::Unbound => match key.code {
                         keymap::Code::Char(c) if !key.ctrl && !key.alt => {
                             Some(Action::PromptInsert(c))
+                        }
+                        _ => None,
+                    },
+                };
+            }
+            if state.chat.composing && state.focus == app::Pane::Chat && !state.help {
+                // Typing goes into the message; only its own keys act.
+                return match keymap.resolve(&[Mode::Compose], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending => None,
+                    Resolved::Unbound => match key.code {
+                        keymap::Code::Char(c) if !key.ctrl && !key.alt => {
+                            Some(Action::ChatInsert(c))
                         }
                         _ => None,
                     },

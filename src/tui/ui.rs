@@ -180,10 +180,21 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
         .border_style(border)
         .padding(Padding::horizontal(1))
         .title(Span::styled(format!(" {} ", pane.title()), title));
-    let lines = panes::lines(pane, state, view, rect.width.saturating_sub(4));
-    let inner = block.inner(rect);
-    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
-    let mut scroll = state.scroll[pane.index()].min(max_scroll);
+    let width = rect.width.saturating_sub(4);
+    let lines = panes::lines(pane, state, view, width);
+    let mut inner = block.inner(rect);
+    let footer = panes::footer(pane, state, view, width);
+    let footer_h = (footer.len() as u16).min(inner.height.saturating_sub(1));
+    if footer_h > 0 {
+        let at = Rect {
+            y: inner.bottom() - footer_h,
+            height: footer_h,
+            ..inner
+        };
+        inner.height -= footer_h;
+        frame.render_widget(Paragraph::new(footer), at);
+    }
+    let mut scroll = scroll_of(pane, state, lines.len() as u16, inner.height);
     // A list with a selection scrolls to keep the selected line in view.
     if let Some(line) = panes::selected_line(pane, state) {
         let line = line as u16;
@@ -192,10 +203,22 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
             .max((line + 1).saturating_sub(inner.height));
     }
     let p = Paragraph::new(lines)
-        .block(block)
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0));
-    frame.render_widget(p, rect);
+    frame.render_widget(block, rect);
+    frame.render_widget(p, inner);
+}
+
+/// The first line shown: the offset, or for a pane anchored at its bottom the
+/// offset counted up from the last line.
+fn scroll_of(pane: Pane, state: &State, lines: u16, height: u16) -> u16 {
+    let max_scroll = lines.saturating_sub(height);
+    let offset = state.scroll[pane.index()];
+    if panes::anchored_at_bottom(pane) {
+        max_scroll.saturating_sub(offset)
+    } else {
+        offset.min(max_scroll)
+    }
 }
 
 fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
@@ -234,6 +257,9 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
             t.get("ui.statusbar.job"),
         ));
     }
+    if let Some(s) = panes::status(state) {
+        spans.push(Span::styled(format!("{s}  "), t.get("ui.statusbar.job")));
+    }
     if let Some(n) = state.notifications.back() {
         let (key, mark) = match n.level {
             Level::Info => ("ui.notice.info", "•"),
@@ -261,7 +287,11 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         height: h,
     };
     let mut lines: Vec<Line> = Vec::new();
-    let modes = [Mode::Global, Mode::of_pane(state.focus), Mode::Help];
+    let mut modes = vec![Mode::Global, Mode::of_pane(state.focus)];
+    if state.focus == Pane::Chat {
+        modes.push(Mode::Compose);
+    }
+    modes.push(Mode::Help);
     for mode in modes {
         let entries = view.keymap.help(mode);
         if entries.is_empty() {
@@ -270,6 +300,7 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         let title = match mode {
             Mode::Global => "Everywhere".to_string(),
             Mode::Help => "In this help".to_string(),
+            Mode::Compose => "While typing a message".to_string(),
             m => format!("In {}", m.name()),
         };
         if !lines.is_empty() {

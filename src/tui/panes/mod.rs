@@ -22,8 +22,27 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
         Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(report, t),
         Pane::Training => training::lines(report, t),
-        Pane::Chat => chat::lines(report, t),
+        Pane::Chat => chat::lines(state, report, view, width),
     }
+}
+
+/// Lines pinned at the bottom of a pane, under its scrolling content (the chat input).
+pub fn footer(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'static>> {
+    match pane {
+        Pane::Chat if state.overview.is_some() => chat::footer(state, view, width),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a pane's scroll offset counts lines up from its bottom (a chat
+/// follows its newest line) instead of down from its top.
+pub fn anchored_at_bottom(pane: Pane) -> bool {
+    pane == Pane::Chat
+}
+
+/// What a pane adds to the status bar (the chat's speed).
+pub fn status(state: &State) -> Option<String> {
+    chat::status(state)
 }
 
 /// The line a pane's selection is on, to keep it in view.
@@ -33,6 +52,7 @@ pub fn selected_line(pane: Pane, state: &State) -> Option<usize> {
             .contacts
             .as_ref()
             .map(|v| ingest::CONTACTS_HEADER + v.selected),
+        Pane::Chat => state.chat.sessions.as_ref().map(|v| 2 + v.selected),
         _ => None,
     }
 }
