@@ -400,6 +400,7 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 system_prompt: chat.system_prompt.clone(),
                 store_dir: Some(paths.store_dir()),
                 contact,
+                memory: Some((config.config.clone(), config.models_dir(&paths))),
             };
             let input = match message {
                 Some(m) => chat::Input::One(m),

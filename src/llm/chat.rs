@@ -508,13 +508,16 @@ pub struct Options {
     /// The store folder: persona, contact mode and the saved session.
     pub store_dir: Option<PathBuf>,
     pub contact: Option<String>,
+    /// Config and models folder to open memory with (retrieval and citations);
+    /// `None` chats without memories.
+    pub memory: Option<(crate::config::Config, PathBuf)>,
 }
 
 /// Run a conversation on a fresh engine (`twin chat`).
 pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSummary> {
     let store = match &opts.store_dir {
         Some(dir) => match Store::open(dir) {
-            Ok(s) => Some(s),
+            Ok(s) => Some(std::sync::Arc::new(s)),
             Err(e @ crate::store::StoreError::InUse { .. }) => {
                 if opts.contact.is_some() {
                     return Err(e.into());
@@ -529,7 +532,17 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
         },
         None => None,
     };
-    let (persona, mode) = persona_of(store.as_ref(), opts.contact.as_deref())?;
+    let (persona, mode) = persona_of(store.as_deref(), opts.contact.as_deref())?;
+    let memories = match (&store, &opts.memory) {
+        (Some(store), Some((config, models))) if store.count(crate::store::Tree::Memories)? > 0 => {
+            let (mem, notes) = crate::memory::open_configured(store.clone(), config, models)?;
+            for n in notes {
+                ctx.log(Level::Warn, n);
+            }
+            Some(mem)
+        }
+        _ => None,
+    };
     let adapter = opts.engine.config.adapter.clone();
     let model_path = opts.engine.config.model.clone();
     let engine = opts.engine;
@@ -537,7 +550,10 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
         base_system: &opts.system_prompt,
         persona: &persona,
         contact: mode.as_ref(),
-        retriever: &NoMemories,
+        retriever: match &memories {
+            Some(m) => m,
+            None => &NoMemories,
+        },
     };
     let mut history: Vec<Message> = Vec::new();
     let mut turns = Vec::new();

@@ -1170,3 +1170,64 @@ pub fn open_configured(
     }
     Ok((mem, notes))
 }
+
+/// A memory is offered to the chat model only when it is this close in meaning
+/// (cosine) — or matches the words and is at least loosely close. Below that the
+/// twin is told it remembers nothing relevant, and says it does not know.
+const RECALL_MIN_COSINE: f32 = 0.35;
+const RECALL_MIN_COSINE_WITH_WORDS: f32 = 0.2;
+/// Memories handed to the prompt per turn, and characters of each.
+const RECALL_K: usize = 5;
+const RECALL_CHARS: usize = 700;
+
+impl Memories {
+    /// What the chat recalls for a question: relevant memories, best first
+    /// (each recall counts toward the memory's importance).
+    pub fn recall(&self, question: &str) -> Result<Vec<Hit>, MemoryError> {
+        let hits = self.search(&Query {
+            text: question.to_string(),
+            k: RECALL_K,
+            ..Query::default()
+        })?;
+        let keep: Vec<Hit> = hits
+            .into_iter()
+            .filter(|h| {
+                let cos = h.cosine.unwrap_or(0.0);
+                cos >= RECALL_MIN_COSINE
+                    || (h.text_rank.is_some() && cos >= RECALL_MIN_COSINE_WITH_WORDS)
+            })
+            .collect();
+        let ids: Vec<u64> = keep.iter().map(|h| h.id).collect();
+        self.touch(&ids)?;
+        Ok(keep)
+    }
+}
+
+impl crate::llm::chat::Retriever for Memories {
+    fn retrieve(
+        &self,
+        question: &str,
+        _history: &[crate::llm::prompt::Message],
+    ) -> anyhow::Result<Vec<crate::llm::persona::RetrievedMemory>> {
+        Ok(self
+            .recall(question)?
+            .into_iter()
+            .map(|h| {
+                let m = h.memory;
+                let mut text: String = m.text.chars().take(RECALL_CHARS).collect();
+                if m.text.chars().count() > RECALL_CHARS {
+                    text.push('…');
+                }
+                crate::llm::persona::RetrievedMemory {
+                    // Eight hex digits: short enough for a small model to copy
+                    // into a citation, and `resolve` takes any unique prefix.
+                    id: show_id(m.id)[..8].to_string(),
+                    kind: m.kind.name().to_string(),
+                    text,
+                    when: (m.end_ms > 0).then_some(m.end_ms),
+                    source: m.title,
+                }
+            })
+            .collect())
+    }
+}
