@@ -35,6 +35,7 @@ pub enum Action {
     MarkContact,
     MergeContacts,
     SplitContact,
+    ForgetContact,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
@@ -69,6 +70,12 @@ pub enum Action {
     /// Fresh sources, activity and identity for the Ingest pane.
     #[serde(skip)]
     IngestOverview(Box<crate::ingest::overview::IngestOverview>),
+    /// What forgetting a contact would remove (asks for confirmation).
+    #[serde(skip)]
+    ForgetPlanned {
+        contact: crate::ingest::records::Id,
+        plan: Box<crate::privacy::forget::ForgetReport>,
+    },
 }
 
 impl Action {
@@ -113,6 +120,10 @@ impl Action {
         (
             Action::SplitContact,
             "split a name off the selected contact",
+        ),
+        (
+            Action::ForgetContact,
+            "forget the selected contact everywhere (shows what goes, asks first)",
         ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

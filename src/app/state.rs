@@ -105,6 +105,8 @@ pub enum PromptPurpose {
     ImportPath,
     /// Which of this contact's names to split off.
     SplitName(crate::ingest::records::Id),
+    /// Type `yes` to forget this contact everywhere.
+    ConfirmForget(crate::ingest::records::Id),
 }
 
 /// The contacts list in the Ingest pane.
@@ -129,6 +131,7 @@ impl PromptPurpose {
         match self {
             PromptPurpose::ImportPath => "Import (file, folder or zip)",
             PromptPurpose::SplitName(_) => "Split off the messages written under the name",
+            PromptPurpose::ConfirmForget(_) => "Forget this contact for good? Type yes",
         }
     }
 }
