@@ -106,7 +106,7 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -205,7 +205,7 @@ pub fn export(store: &Store, dir: &Path, ctx: &JobCtx) -> anyhow::Result<BundleR
             out.push(b'\n');
             n += 1;
             done += 1;
-            if done % 5000 == 0 {
+            if done.is_multiple_of(5000) {
                 ctx.progress(done, Some(total), "records");
             }
         }

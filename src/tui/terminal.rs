@@ -52,7 +52,13 @@ fn install_panic_hook() {
                 .unwrap_or_default();
             tracing::error!(
                 "panic at {at}: {}",
-                crate::logging::redact(&info.payload_as_str().unwrap_or("").to_string())
+                crate::logging::redact(
+                    info.payload()
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("")
+                )
             );
             previous(info);
         }));
