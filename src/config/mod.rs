@@ -81,6 +81,37 @@ pub const KEYS: &[KeySpec] = &[
         env: Some("TWIN_LOG"),
     },
     KeySpec {
+        key: "log.content",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "let logs contain message text, names and file contents (for debugging a bad import); off, log lines carry counts, ids and errors only",
+        env: Some("TWIN_LOG_CONTENT"),
+    },
+    KeySpec {
+        key: "privacy.never_train",
+        kind: Kind::StrList,
+        default: "[]",
+        doc: "contacts (names, numbers, addresses or ids as `twin contacts` shows them) whose messages never go into a training set; conversations with them still count for memory",
+        env: None,
+    },
+    KeySpec {
+        key: "privacy.kdf_memory_kib",
+        kind: Kind::Int {
+            min: 8,
+            max: 4194304,
+        },
+        default: "65536",
+        doc: "Argon2id memory (KiB) when a passphrase is set (`twin init --encrypt`, `twin encrypt`, `twin rekey`); stored with the store, so changing it affects the next passphrase only",
+        env: None,
+    },
+    KeySpec {
+        key: "privacy.kdf_iterations",
+        kind: Kind::Int { min: 1, max: 100 },
+        default: "3",
+        doc: "Argon2id passes when a passphrase is set",
+        env: None,
+    },
+    KeySpec {
         key: "models.dir",
         kind: Kind::Str,
         default: "\"\"",
@@ -291,6 +322,26 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub chat: ChatConfig,
     pub memory: MemoryConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// `[privacy]`: who never goes into training, and the passphrase's cost.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    pub never_train: Vec<String>,
+    pub kdf_memory_kib: i64,
+    pub kdf_iterations: i64,
+}
+
+impl PrivacyConfig {
+    pub fn kdf(&self) -> crate::store::KdfParams {
+        crate::store::KdfParams {
+            memory_kib: self.kdf_memory_kib as u32,
+            iterations: self.kdf_iterations as u32,
+            parallelism: 1,
+        }
+    }
 }
 
 /// `[memory]`: embeddings and the memory lifecycle.
@@ -352,6 +403,7 @@ pub struct IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: String,
+    pub content: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -286,7 +286,8 @@ impl Jobs {
                 },
             };
             if let JobBody::Failed { error } = &body {
-                tracing::info!(job = %kind, id, "job failed: {error}");
+                // Errors can quote an export's line: no content in logs.
+                tracing::info!(job = %kind, id, "job failed: {}", crate::logging::redact(error));
             }
             running.lock().expect("jobs lock").remove(&id);
             let _ = tx.send(JobEvent {

@@ -155,8 +155,8 @@ pub fn next_id(store: &Store, now_ms: i64) -> Result<u64, StoreError> {
     let last = store
         .tree(crate::store::Tree::Chats)
         .scan_prefix(PREFIX)
-        .keys()
-        .next_back()
+        .map(|r| r.map(|(k, _)| k))
+        .last()
         .and_then(|k| k.ok())
         .and_then(|k| k.get(1..9).and_then(|b| b.try_into().ok()))
         .map(u64::from_be_bytes)

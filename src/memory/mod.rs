@@ -459,13 +459,12 @@ impl Memories {
                 inner.index = ix;
                 // Catch up on slots written after the dump (a crash mid-indexing).
                 let mut late = Vec::new();
-                for kv in self
-                    .store
-                    .tree(Tree::Vectors)
-                    .range(Key::new().u64(info.covered).into_vec()..)
-                {
+                for kv in self.store.tree(Tree::Vectors).iter() {
                     let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
                     let slot = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+                    if slot < info.covered {
+                        continue;
+                    }
                     if let Some((_, vec)) = decode_vector(&v)
                         && inner.slot_mem.contains_key(&slot)
                     {
@@ -980,7 +979,7 @@ impl Memories {
             .store
             .tree(Tree::Vectors)
             .iter()
-            .keys()
+            .map(|r| r.map(|(k, _)| k))
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Aborted(e.to_string()))?;
         for chunk in keys.chunks(1000) {
@@ -1020,7 +1019,7 @@ impl Memories {
         store
             .tree(Tree::Index)
             .scan_prefix(keys::FORGOTTEN_PREFIX)
-            .keys()
+            .map(|r| r.map(|(k, _)| k))
             .filter_map(Result::ok)
             .filter_map(|k| k.get(2..18).and_then(|b| b.try_into().ok()))
             .collect()
@@ -1121,7 +1120,12 @@ impl Memories {
         let even = &s[..s.len() / 2 * 2];
         let prefix = unhex(even).ok_or_else(bad)?;
         let mut found = None;
-        for k in self.store.tree(Tree::Memories).scan_prefix(prefix).keys() {
+        for k in self
+            .store
+            .tree(Tree::Memories)
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, _)| k))
+        {
             let k = k.map_err(|e| StoreError::Aborted(e.to_string()))?;
             let id = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
             if show_id(id).starts_with(&s) {

@@ -78,6 +78,9 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         tracing::warn!("{d}");
         state.notify(Level::Warn, d.to_string());
     }
+    if let Some(w) = crate::privacy::exposed_warning(&paths) {
+        state.notify(Level::Warn, w);
+    }
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
     let (jobs, mut job_events) = Jobs::new();
@@ -300,6 +303,54 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 format!("reading chat session {id} failed: {e}"),
             ),
         },
+        Effect::PlanForget(id) => {
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &ctx.config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return notify(Level::Error, e),
+            };
+            let planned = ctx
+                .store
+                .get::<crate::ingest::records::Contact>(crate::ingest::records::Contact::key(id))
+                .map_err(anyhow::Error::from)
+                .and_then(|c| {
+                    let c = c.ok_or_else(|| anyhow::anyhow!("that contact is gone"))?;
+                    crate::privacy::forget::plan(&ctx.store, &c, opts.zone)
+                });
+            match planned {
+                Ok(plan) => vec![Action::ForgetPlanned {
+                    contact: id,
+                    plan: Box::new(plan),
+                }],
+                Err(e) => notify(Level::Error, format!("cannot plan the forget: {e:#}")),
+            }
+        }
+        Effect::Forget(id) => {
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &ctx.config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return notify(Level::Error, e),
+            };
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("forget", "forgetting a contact", move |job| {
+                    let c = store
+                        .get::<crate::ingest::records::Contact>(
+                            crate::ingest::records::Contact::key(id),
+                        )?
+                        .ok_or_else(|| anyhow::anyhow!("that contact is gone"))?;
+                    crate::privacy::forget::apply(&store, &c, opts.zone, opts.window_gap_ms, job)
+                });
+            Vec::new()
+        }
     }
 }
 

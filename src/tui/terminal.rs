@@ -45,7 +45,21 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore();
-            tracing::error!("panic: {info}");
+            // A panic message can quote a string being sliced: log where, not what.
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(
+                "panic at {at}: {}",
+                crate::logging::redact(
+                    info.payload()
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("")
+                )
+            );
             previous(info);
         }));
     });
