@@ -288,6 +288,8 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli, home_from_env: bool) -> i32 {
+    // Forgetting a person reaches into memory too.
+    crate::privacy::forget::register(Box::new(memory::ForgetCascade));
     let (pass_file, pass_fd) = (cli.passphrase_file.clone(), cli.passphrase_fd);
     let output = if cli.batch {
         Output::Json

@@ -1235,3 +1235,78 @@ impl crate::llm::chat::Retriever for Memories {
             .collect())
     }
 }
+
+/// Memory's part of forgetting a person (`twin forget contact`): memories
+/// whose message sources all belong to them go, with their vectors (the index
+/// treats those slots as tombstones from then on). Memories of group chats
+/// they were in are re-derived without their lines by the next `twin index`,
+/// since the windows they came from changed.
+pub struct ForgetCascade;
+
+impl ForgetCascade {
+    fn doomed(store: &Store, t: &crate::privacy::forget::Target) -> anyhow::Result<Vec<Memory>> {
+        let mut out = Vec::new();
+        for r in store.scan::<Memory>([]) {
+            let (_, m) = r?;
+            let keys: Vec<[u8; 16]> = m
+                .provenance
+                .iter()
+                .filter_map(|p| p.message_key())
+                .collect();
+            let only_theirs = !keys.is_empty() && keys.iter().all(|k| t.messages.contains(k));
+            let their_conversation = m.conversation.is_some_and(|c| t.conversations.contains(&c));
+            if only_theirs || their_conversation {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl crate::privacy::forget::Cascade for ForgetCascade {
+    fn name(&self) -> &'static str {
+        "memories"
+    }
+
+    fn plan(
+        &self,
+        store: &Store,
+        t: &crate::privacy::forget::Target,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let doomed = Self::doomed(store, t)?;
+        let vectors = doomed.iter().filter(|m| m.slot.is_some()).count() as u64;
+        Ok([
+            ("memories".to_string(), doomed.len() as u64),
+            ("vectors".to_string(), vectors),
+        ]
+        .into())
+    }
+
+    fn apply(
+        &self,
+        store: &Store,
+        t: &crate::privacy::forget::Target,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let doomed = Self::doomed(store, t)?;
+        let mut vectors = 0u64;
+        for chunk in doomed.chunks(256) {
+            vectors += store.write(|tx| {
+                let mut n = 0u64;
+                for m in chunk {
+                    tx.remove(Tree::Memories, Memory::key(m.id))?;
+                    if let Some(s) = m.slot
+                        && tx.remove(Tree::Vectors, Key::new().u64(s))?
+                    {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        Ok([
+            ("memories".to_string(), doomed.len() as u64),
+            ("vectors".to_string(), vectors),
+        ]
+        .into())
+    }
+}
