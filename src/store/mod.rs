@@ -106,7 +106,12 @@ pub enum StoreError {
         "store in use by another twin process{}: {path}; close that twin (its TUI or batch job) and try again",
         .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), path = .path.display()
     )]
-    InUse { path: PathBuf, pid: Option<u32> },
+    InUse {
+        path: PathBuf,
+        pid: Option<u32>,
+        /// What holds it: "tui", "batch" (None for an older twin).
+        holder: Option<String>,
+    },
     #[error(
         "store {path} has schema version {found}, newer than this twin understands ({supported}); upgrade twin to open it"
     )]
@@ -147,12 +152,18 @@ const COUNT_PREFIX: &str = "count/";
 impl Store {
     /// Open (or create) the store in `dir`, migrating an older schema.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_as(dir, "batch")
+    }
+
+    /// Like [`Store::open`], saying in the lock file what holds the store
+    /// ("tui"), so another process refused can tell the user.
+    pub fn open_as(dir: &Path, holder: &str) -> Result<Store, StoreError> {
         let io = |source| StoreError::Io {
             path: dir.to_path_buf(),
             source,
         };
         crate::paths::create_private_dir(dir).map_err(io)?;
-        let lock = lock::LockFile::acquire(&dir.join("twin.lock"))?;
+        let lock = lock::LockFile::acquire(&dir.join("twin.lock"), holder)?;
         let db = sled::Config::new()
             .path(dir)
             .open()
