@@ -39,6 +39,10 @@ pub enum Action {
     PromptCancel,
     PromptComplete,
     PromptBackspace,
+    ToggleCheckins,
+    SnoozeCheckin,
+    DismissCheckin,
+    OpenCheckin,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -69,6 +73,15 @@ pub enum Action {
     /// Fresh sources, activity and identity for the Ingest pane.
     #[serde(skip)]
     IngestOverview(Box<crate::ingest::overview::IngestOverview>),
+    /// The check-in timer went off: run the scheduler.
+    #[serde(skip)]
+    CheckinTick,
+    /// Fresh upcoming check-ins, history and the next wake-up time.
+    #[serde(skip)]
+    Checkins(Box<crate::checkin::job::ListReport>, Option<i64>),
+    /// A check-in opened as the twin's first turn of a chat.
+    #[serde(skip)]
+    CheckinOpened(Box<crate::checkin::OpeningTurn>),
 }
 
 impl Action {
@@ -120,6 +133,19 @@ impl Action {
         (
             Action::PromptBackspace,
             "delete the character before the cursor",
+        ),
+        (
+            Action::ToggleCheckins,
+            "show or hide the Check-ins view (upcoming and history)",
+        ),
+        (
+            Action::SnoozeCheckin,
+            "snooze the selected check-in (checkin.snooze_minutes)",
+        ),
+        (Action::DismissCheckin, "dismiss the selected check-in"),
+        (
+            Action::OpenCheckin,
+            "open the selected check-in in the chat: your reply continues it",
         ),
     ];
 

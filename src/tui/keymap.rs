@@ -41,10 +41,12 @@ pub enum Mode {
     Help,
     /// While a text prompt is open.
     Prompt,
+    /// While the Check-ins view is open (checked before global).
+    Checkins,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -52,6 +54,7 @@ impl Mode {
         Mode::Chat,
         Mode::Help,
         Mode::Prompt,
+        Mode::Checkins,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Mode {
             Mode::Chat => "chat",
             Mode::Help => "help",
             Mode::Prompt => "prompt",
+            Mode::Checkins => "checkins",
         }
     }
 
