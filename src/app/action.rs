@@ -134,18 +134,12 @@ impl Action {
             Action::PromptBackspace,
             "delete the character before the cursor",
         ),
-        (
-            Action::ToggleCheckins,
-            "show or hide the Check-ins view (upcoming and history)",
-        ),
-        (
-            Action::SnoozeCheckin,
-            "snooze the selected check-in (checkin.snooze_minutes)",
-        ),
+        (Action::ToggleCheckins, "show or hide the Check-ins view"),
+        (Action::SnoozeCheckin, "snooze the selected check-in"),
         (Action::DismissCheckin, "dismiss the selected check-in"),
         (
             Action::OpenCheckin,
-            "open the selected check-in in the chat: your reply continues it",
+            "open the selected check-in in the chat",
         ),
     ];
 

@@ -184,16 +184,21 @@ pub fn compose(c: &Checkin, engine: Option<&Engine>, system: &str) -> (String, V
     }
 }
 
-/// Trim a model reply to one short message.
+/// Trim a model reply to one short message: its first two sentences.
 fn clean(s: &str) -> String {
     let s = s.trim().trim_matches('"').trim();
-    let mut out: String = s.chars().take(MAX_CHARS).collect();
-    if out.chars().count() == MAX_CHARS
-        && let Some(end) = out.rfind(['.', '!', '?'])
-    {
-        out.truncate(end + 1);
+    let mut out = String::new();
+    let mut sentences = 0;
+    for ch in s.chars().take(MAX_CHARS) {
+        out.push(ch);
+        if matches!(ch, '.' | '!' | '?') {
+            sentences += 1;
+            if sentences == 2 {
+                break;
+            }
+        }
     }
-    out.trim().to_string()
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A check-in as the twin's first turn of a chat: the reply continues it.
@@ -310,6 +315,15 @@ mod tests {
         assert!(!by_model);
         assert_eq!(cites, vec!["m:00ff".to_string()]);
         assert!(text.contains("you got engaged"), "{text}");
+    }
+
+    #[test]
+    fn a_model_reply_is_cut_to_two_sentences() {
+        assert_eq!(
+            clean("\"Hey Jo! How did it go?  I hope well. Tell me more.\""),
+            "Hey Jo! How did it go?"
+        );
+        assert_eq!(clean("  no end  "), "no end");
     }
 
     #[test]
