@@ -279,7 +279,6 @@ fn no_duplicate_across_restarts_or_a_crash_between_composing_and_delivering() {
         // The process dies here: never marked delivered.
     }
     let store = Store::open(dir.path()).unwrap();
-    let sched = Scheduler::new(&store, &s, &clock);
     clock.set(utc("2026-11-21T08:35:00Z"));
     let (ctx, mut rx, _) = JobCtx::detached("checkin");
     let mut composer = Composer::new(None);
@@ -300,7 +299,6 @@ fn no_duplicate_across_restarts_or_a_crash_between_composing_and_delivering() {
         1
     );
     // Restart again: nothing more.
-    drop(sched);
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     let report = deliver_due(&store, &s, &clock, &mut composer, &ctx).unwrap();
