@@ -11,11 +11,12 @@ use crate::batch::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, print_stdout}
 use crate::config::{self, ConfigError, Loaded};
 use crate::ingest::Format;
 use crate::ingest::pipeline::{self, Zone};
+use crate::jobs::Level;
 use crate::llm::{EngineConfig, chat};
 use crate::paths::Paths;
 use crate::status::StatusReport;
-use crate::store::Store;
-use crate::{doctor, logging, memory, tui};
+use crate::store::{Store, StoreError};
+use crate::{checkin, doctor, logging, memory, tui};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,6 +115,31 @@ pub enum Command {
         /// Listen on a non-loopback address (there is no authentication)
         #[arg(long)]
         allow_remote: bool,
+    },
+    /// Check-ins: deliver the due ones (from cron or a timer), list what is coming, snooze or dismiss one
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["due", "list", "snooze", "dismiss"])))]
+    Checkin {
+        /// Deliver every check-in that is due now: one `checkin` line each, marked delivered
+        #[arg(long)]
+        due: bool,
+        /// List upcoming check-ins and the latest history
+        #[arg(long)]
+        list: bool,
+        /// Put this check-in off (ID from --list or a `checkin` line) for checkin.snooze_minutes
+        #[arg(long, value_name = "ID")]
+        snooze: Option<String>,
+        /// Never deliver this check-in (again)
+        #[arg(long, value_name = "ID")]
+        dismiss: Option<String>,
+        /// Snooze for this many minutes instead
+        #[arg(long, value_name = "N", requires = "snooze")]
+        minutes: Option<i64>,
+        /// Act as if it were this time (RFC 3339, e.g. 2026-11-21T08:30:00+01:00)
+        #[arg(long, value_name = "TIME", value_parser = parse_at)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// How many days ahead --list looks
+        #[arg(long, value_name = "DAYS", default_value_t = 7, requires = "list")]
+        days: i64,
     },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
@@ -663,6 +689,75 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 memory_command(&paths, &cfg, &models, chat_engine, action, ctx)
             })
         }
+        Command::Checkin {
+            due,
+            list,
+            snooze,
+            dismiss,
+            minutes,
+            at,
+            days,
+        } => {
+            let settings = match checkin::Settings::from_config(&config.config) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            let model =
+                checkin::job::model_for(&settings, &config.config.chat, &config.models_dir(&paths));
+            let zone_name = if config.config.checkin.timezone.trim().is_empty() {
+                config.config.ingest.timezone.clone()
+            } else {
+                config.config.checkin.timezone.clone()
+            };
+            let title = if due {
+                "delivering due check-ins"
+            } else {
+                "reading check-ins"
+            };
+            batch::run(output, kind, title, move |ctx| {
+                let clock: Box<dyn checkin::Clock> = match at {
+                    Some(t) => Box::new(checkin::FakeClock::new(t)),
+                    None => Box::new(checkin::SystemClock),
+                };
+                let store = open_for_checkin(&paths.store_dir())?;
+                let sched = checkin::Scheduler::new(&store, &settings, clock.as_ref());
+                let changed = |c: checkin::Checkin| -> anyhow::Result<checkin::job::Changed> {
+                    Ok(checkin::job::Changed {
+                        checkin: checkin::job::Listed::of(&c, &settings, false),
+                    })
+                };
+                if due {
+                    if !settings.enabled {
+                        ctx.log(
+                            Level::Warn,
+                            "check-ins are off (checkin.enabled = false); nothing is delivered",
+                        );
+                    }
+                    let mut composer = checkin::job::Composer::new(model);
+                    let report = checkin::job::deliver_due(
+                        &store,
+                        &settings,
+                        clock.as_ref(),
+                        &mut composer,
+                        ctx,
+                    )?;
+                    return Ok(Printed(serde_json::to_value(&report)?, report.to_string()));
+                }
+                if let Some(id) = snooze {
+                    let c = sched.snooze(&id, minutes)?;
+                    let r = changed(c)?;
+                    return Ok(Printed(serde_json::to_value(&r)?, r.to_string()));
+                }
+                if let Some(id) = dismiss {
+                    let c = sched.dismiss(&id)?;
+                    let r = changed(c)?;
+                    return Ok(Printed(serde_json::to_value(&r)?, r.to_string()));
+                }
+                debug_assert!(list);
+                let r = checkin::job::list(&store, &settings, clock.as_ref(), &zone_name, days)?;
+                Ok(Printed(serde_json::to_value(&r)?, r.to_string()))
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -862,6 +957,48 @@ impl std::fmt::Display for MemoryOutput {
 
 impl crate::jobs::Summary for MemoryOutput {}
 
+/// A summary already turned into JSON and text (one job with several shapes).
+struct Printed(serde_json::Value, String);
+
+impl serde::Serialize for Printed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl std::fmt::Display for Printed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl crate::jobs::Summary for Printed {}
+
+/// `--at`: an RFC 3339 time.
+fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-11-21T08:30:00+01:00")
+        })
+}
+
+/// Open the store for a check-in command; while the TUI holds it, say that the
+/// TUI delivers check-ins itself.
+fn open_for_checkin(dir: &std::path::Path) -> anyhow::Result<Store> {
+    match Store::open(dir) {
+        Err(StoreError::InUse {
+            pid,
+            holder: Some(h),
+            ..
+        }) if h == "tui" => Err(anyhow::anyhow!(
+            "the twin TUI{} has the store open and delivers check-ins itself while it runs (badge, toast and a desktop notification); use its Check-ins view, or run this again once it is closed",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// `--format`: `auto` or one format.
 #[derive(Debug, Clone, Copy)]
 pub struct FormatArg(pub Option<Format>);
@@ -887,6 +1024,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Chat { .. } => "chat",
         Command::Serve { .. } => "serve",
         Command::Config { .. } => "config",
+        Command::Checkin { .. } => "checkin",
         Command::Doctor => "doctor",
         Command::Init { .. } => "init",
         Command::Encrypt => "encrypt",
@@ -961,7 +1099,7 @@ fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
         env!("CARGO_PKG_VERSION"),
         paths.origin
     );
-    let store = match Store::open(&paths.store_dir()) {
+    let store = match Store::open_as(&paths.store_dir(), "tui") {
         Ok(s) => s,
         Err(e) => return fail(Output::Human, "twin", &e.to_string()),
     };

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod checkin;
 pub mod cli;
 pub mod config;
 pub mod diag;

@@ -190,11 +190,11 @@ fn sighup_restores_the_terminal_and_releases_the_store() {
         String::from_utf8_lossy(&second.stdout).contains("store in use by another twin process")
     );
 
-    let pid = std::fs::read_to_string(home.path().join("data/store/twin.lock")).unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", pid.trim()])
-        .status()
-        .unwrap();
+    // "PID tui": the lock file says what holds the store.
+    let lock = std::fs::read_to_string(home.path().join("data/store/twin.lock")).unwrap();
+    let (pid, holder) = lock.trim().split_once(' ').unwrap();
+    assert_eq!(holder, "tui");
+    let status = Command::new("kill").args(["-HUP", pid]).status().unwrap();
     assert!(status.success());
     t.assert_restored();
     let after = Command::new(env!("CARGO_BIN_EXE_twin"))
@@ -335,6 +335,52 @@ fn chat_without_a_model_says_how_to_fetch_one_and_other_panes_work() {
     t.wait_for("Ingest focused", |s| {
         focused_title(s).as_deref() == Some("Ingest")
     });
+    t.keys(&["q"]);
+    t.assert_restored();
+}
+
+#[test]
+fn a_check_in_badges_opens_in_the_view_and_in_the_chat() {
+    let Some(t) = Tmux::start("checkin") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("config")).unwrap();
+    // A rule that fired a minute ago: delivered as the TUI starts.
+    let rule = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .format("daily %H:%M")
+        .to_string();
+    std::fs::write(
+        home.path().join("config/config.toml"),
+        format!("[checkin]\ntimezone = \"UTC\"\nrules = [\"{rule}\"]\nquiet_hours = \"\"\ntriggers = false\n"),
+    )
+    .unwrap();
+    t.launch(home.path(), "TWIN_MODELS_DIR=/nonexistent");
+    let s = t.wait_for("check-in badge", |s| s.contains("✉ 1 check-in"));
+    assert!(s.contains(&format!("check-in ({rule}):")), "{s}");
+    // A batch run meanwhile is told that the TUI delivers check-ins itself.
+    let batch = Command::new(env!("CARGO_BIN_EXE_twin"))
+        .args(["--batch", "checkin", "--due", "--home"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    assert_eq!(batch.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&batch.stdout).contains("delivers check-ins itself"));
+
+    t.keys(&["C"]);
+    let view = t.wait_for("Check-ins view", |s| {
+        s.contains("Check-ins") && s.contains("History")
+    });
+    assert!(view.contains("delivered"), "{view}");
+    assert!(
+        !view.contains("✉ 1"),
+        "the badge is cleared once seen:\n{view}"
+    );
+    t.keys(&["s"]);
+    t.wait_for("snoozed", |s| s.contains("check-in snoozed until"));
+    t.keys(&["Enter"]);
+    let chat = t.wait_for("check-in in the chat", |s| s.contains("twin (check-in)"));
+    assert_eq!(focused_title(&chat).as_deref(), Some("Chat"), "{chat}");
     t.keys(&["q"]);
     t.assert_restored();
 }

@@ -55,6 +55,10 @@ pub enum Action {
     ChatNew,
     ChatToggleAdapter,
     ChatContact,
+    ToggleCheckins,
+    SnoozeCheckin,
+    DismissCheckin,
+    OpenCheckin,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -103,6 +107,15 @@ pub enum Action {
         contact: crate::ingest::records::Id,
         plan: Box<crate::privacy::forget::ForgetReport>,
     },
+    /// The check-in timer went off: run the scheduler.
+    #[serde(skip)]
+    CheckinTick,
+    /// Fresh upcoming check-ins, history and the next wake-up time.
+    #[serde(skip)]
+    Checkins(Box<crate::checkin::job::ListReport>, Option<i64>),
+    /// A check-in opened as the twin's first turn of a chat.
+    #[serde(skip)]
+    CheckinOpened(Box<crate::checkin::OpeningTurn>),
 }
 
 impl Action {
@@ -189,6 +202,13 @@ impl Action {
             "switch base model / fine-tuned adapters",
         ),
         (Action::ChatContact, "talk as you talk to a contact"),
+        (Action::ToggleCheckins, "show or hide the Check-ins view"),
+        (Action::SnoozeCheckin, "snooze the selected check-in"),
+        (Action::DismissCheckin, "dismiss the selected check-in"),
+        (
+            Action::OpenCheckin,
+            "open the selected check-in in the chat",
+        ),
     ];
 
     /// Parse an action name as written in a keymap file.

@@ -8,6 +8,7 @@ mod update;
 
 pub use action::Action;
 pub use state::{
-    ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
+    CheckinsState, ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose,
+    State,
 };
 pub use update::{Effect, update};

@@ -145,6 +145,39 @@ pub struct Notification {
     pub text: String,
 }
 
+/// Check-ins as the TUI shows them: the badge, the Check-ins view, the timer.
+#[derive(Debug, Clone, Default)]
+pub struct CheckinsState {
+    /// Delivered since the view was last opened (the badge).
+    pub unread: usize,
+    /// The latest delivered check-in's id (what snooze/dismiss act on with the view closed).
+    pub latest: Option<String>,
+    pub upcoming: Vec<crate::checkin::job::Listed>,
+    pub history: Vec<crate::checkin::job::Listed>,
+    /// The Check-ins view is open, with this row selected (upcoming, then history).
+    pub view: Option<usize>,
+    /// When the scheduler runs next (ms since the epoch, UTC).
+    pub next_wake_ms: Option<i64>,
+    /// A scheduler run is in progress.
+    pub running: bool,
+    /// The check-in opened in the chat as the twin's first turn.
+    pub opening: Option<crate::checkin::OpeningTurn>,
+}
+
+impl CheckinsState {
+    /// The id of row `i` of the view (upcoming first, then history).
+    pub fn row(&self, i: usize) -> Option<&crate::checkin::job::Listed> {
+        self.upcoming.get(i).or_else(|| {
+            i.checked_sub(self.upcoming.len())
+                .and_then(|j| self.history.get(j))
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.upcoming.len() + self.history.len()
+    }
+}
+
 /// Everything the TUI shows. Panes render from `&State` only.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -167,6 +200,7 @@ pub struct State {
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub chat: super::chat::ChatView,
+    pub checkins: CheckinsState,
     pub quit: bool,
 }
 
@@ -188,6 +222,7 @@ impl State {
             contacts: None,
             pending_keys: String::new(),
             chat: Default::default(),
+            checkins: CheckinsState::default(),
             quit: false,
         }
     }

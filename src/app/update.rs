@@ -40,6 +40,16 @@ pub enum Effect {
     PlanForget(Id),
     /// Forget this contact everywhere (confirmed).
     Forget(Id),
+    /// Run the check-in scheduler once (a `checkin` job delivers what is due).
+    CheckinTick,
+    /// Re-read upcoming check-ins, history and the next wake-up, then send `Action::Checkins`.
+    RefreshCheckins,
+    SnoozeCheckin(String),
+    DismissCheckin(String),
+    /// Load the check-in's opening turn, then send `Action::CheckinOpened`.
+    OpenCheckin(String),
+    /// Ring the terminal bell and send a desktop notification (OSC 9 and OSC 777).
+    Alert(String),
 }
 
 /// The only place state changes.
@@ -75,6 +85,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::ScrollDown if super::chat::select_session(state, 1) => {}
         Action::PageUp if super::chat::select_session(state, -(page as i64)) => {}
         Action::PageDown if super::chat::select_session(state, page as i64) => {}
+        Action::ScrollUp if state.checkins.view.is_some() => select_checkin(state, -1),
+        Action::ScrollDown if state.checkins.view.is_some() => select_checkin(state, 1),
+        Action::PageUp if state.checkins.view.is_some() => select_checkin(state, -(page as i64)),
+        Action::PageDown if state.checkins.view.is_some() => select_checkin(state, page as i64),
         Action::ScrollUp if contacts_open(state) => select(state, -1),
         Action::ScrollDown if contacts_open(state) => select(state, 1),
         Action::PageUp if contacts_open(state) => select(state, -(page as i64)),
@@ -300,6 +314,65 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         | Action::ChatInsert(_)
         | Action::ChatSessionList(_)
         | Action::ChatSessionLoaded(_) => {}
+        Action::ToggleCheckins => {
+            let c = &mut state.checkins;
+            c.view = match c.view {
+                Some(_) => None,
+                None => {
+                    c.unread = 0;
+                    // The newest delivered one is selected (first in history).
+                    Some(if c.latest.is_some() {
+                        c.upcoming.len()
+                    } else {
+                        0
+                    })
+                }
+            };
+            return vec![Effect::RefreshCheckins];
+        }
+        Action::SnoozeCheckin | Action::DismissCheckin | Action::OpenCheckin => {
+            let c = &state.checkins;
+            let id = match c.view {
+                Some(i) => c.row(i).map(|r| r.id.clone()),
+                None => c.latest.clone(),
+            };
+            let Some(id) = id else {
+                state.notify(Level::Info, "no check-in yet");
+                return Vec::new();
+            };
+            return match action {
+                Action::SnoozeCheckin => vec![Effect::SnoozeCheckin(id)],
+                Action::DismissCheckin => vec![Effect::DismissCheckin(id)],
+                _ => {
+                    state.checkins.view = None;
+                    state.focus = Pane::Chat;
+                    vec![Effect::OpenCheckin(id)]
+                }
+            };
+        }
+        Action::CheckinTick => {
+            if !state.checkins.running {
+                state.checkins.running = true;
+                return vec![Effect::CheckinTick];
+            }
+        }
+        Action::Checkins(list, next) => {
+            let c = &mut state.checkins;
+            // The selection stays on the same check-in (a snoozed one moves up).
+            let selected = c.view.and_then(|i| c.row(i)).map(|r| r.id.clone());
+            c.upcoming = list.upcoming;
+            c.history = list.history;
+            c.next_wake_ms = next;
+            if let Some(i) = c.view {
+                let same = selected
+                    .and_then(|id| (0..c.rows()).find(|&j| c.row(j).is_some_and(|r| r.id == id)));
+                c.view = Some(same.unwrap_or(i).min(c.rows().saturating_sub(1)));
+            }
+        }
+        Action::CheckinOpened(turn) => {
+            state.focus = Pane::Chat;
+            state.checkins.opening = Some(*turn);
+        }
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
         Action::Notify(n) => state.notify(n.level, n.text),
@@ -371,6 +444,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             // Streamed text belongs to the pane that asked for it (chat).
             JobBody::Token { .. } => {}
+            JobBody::Checkin { id, rule, text, .. } => {
+                let c = &mut state.checkins;
+                if c.view.is_none() {
+                    c.unread += 1;
+                }
+                c.latest = Some(id);
+                state.notify(Level::Info, format!("check-in ({rule}): {text}"));
+                return vec![Effect::Alert(text)];
+            }
+            JobBody::Done { .. } | JobBody::Failed { .. } if ev.job == "checkin" => {
+                state.jobs.remove(&ev.id);
+                state.checkins.running = false;
+                if let JobBody::Failed { error } = ev.body {
+                    state.notify(Level::Error, format!("check-in failed: {error}"));
+                }
+                return vec![Effect::RefreshCheckins, Effect::RefreshOverview];
+            }
             JobBody::Done { summary } => {
                 state.jobs.remove(&ev.id);
                 if ev.job == "ingest" {
@@ -387,6 +477,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         },
     }
     Vec::new()
+}
+
+fn select_checkin(state: &mut State, by: i64) {
+    let n = state.checkins.rows();
+    if let Some(i) = &mut state.checkins.view {
+        *i = (*i as i64 + by).clamp(0, n.saturating_sub(1) as i64) as usize;
+    }
 }
 
 fn contacts_open(state: &State) -> bool {
@@ -563,6 +660,94 @@ mod tests {
             s.notifications.back().unwrap().text,
             "cancelling the newest job…"
         );
+    }
+
+    fn listed(id: &str, status: &str) -> crate::checkin::job::Listed {
+        crate::checkin::job::Listed {
+            id: id.into(),
+            rule: "daily 08:30".into(),
+            due: "2026-11-21T08:30:00+00:00".into(),
+            status: status.into(),
+            subject: None,
+            text: Some("Good morning!".into()),
+            cites: Vec::new(),
+            delivered: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_delivered_check_in_badges_alerts_and_opens_in_the_chat() {
+        let mut s = state();
+        assert_eq!(
+            update(&mut s, Action::CheckinTick),
+            vec![Effect::CheckinTick]
+        );
+        assert!(
+            update(&mut s, Action::CheckinTick).is_empty(),
+            "one run at a time"
+        );
+        let fx = update(
+            &mut s,
+            Action::Job(JobEvent {
+                id: 3,
+                job: "checkin".into(),
+                body: JobBody::Checkin {
+                    id: "00000000000000aa".into(),
+                    rule: "daily 08:30".into(),
+                    text: "Good morning!".into(),
+                    due: "2026-11-21T08:30:00+00:00".into(),
+                    cites: Vec::new(),
+                },
+            }),
+        );
+        assert_eq!(fx, vec![Effect::Alert("Good morning!".into())]);
+        assert_eq!(s.checkins.unread, 1);
+        assert!(
+            s.notifications
+                .back()
+                .unwrap()
+                .text
+                .contains("Good morning!")
+        );
+        // With the view closed, snooze acts on the latest one.
+        assert_eq!(
+            update(&mut s, Action::SnoozeCheckin),
+            vec![Effect::SnoozeCheckin("00000000000000aa".into())]
+        );
+        let fx = update(
+            &mut s,
+            Action::Job(JobEvent {
+                id: 3,
+                job: "checkin".into(),
+                body: JobBody::Done {
+                    summary: serde_json::json!({}),
+                },
+            }),
+        );
+        assert_eq!(fx, vec![Effect::RefreshCheckins, Effect::RefreshOverview]);
+        assert!(!s.checkins.running);
+        let list = crate::checkin::job::ListReport {
+            at: String::new(),
+            timezone: "UTC".into(),
+            rules: Vec::new(),
+            upcoming: vec![listed("00000000000000bb", "upcoming")],
+            history: vec![listed("00000000000000aa", "delivered")],
+        };
+        update(&mut s, Action::Checkins(Box::new(list), Some(0)));
+        update(&mut s, Action::ToggleCheckins);
+        assert_eq!((s.checkins.view, s.checkins.unread), (Some(1), 0));
+        update(&mut s, Action::ScrollUp);
+        assert_eq!(
+            update(&mut s, Action::DismissCheckin),
+            vec![Effect::DismissCheckin("00000000000000bb".into())]
+        );
+        update(&mut s, Action::ScrollDown);
+        assert_eq!(
+            update(&mut s, Action::OpenCheckin),
+            vec![Effect::OpenCheckin("00000000000000aa".into())]
+        );
+        assert_eq!((s.focus, s.checkins.view), (Pane::Chat, None));
     }
 
     #[test]

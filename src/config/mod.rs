@@ -308,6 +308,97 @@ pub const KEYS: &[KeySpec] = &[
         doc: "`twin memory compact` deletes episodes and chunks whose importance fell below this (never pinned, edited, facts or preferences); 0 keeps everything",
         env: None,
     },
+    KeySpec {
+        key: "checkin.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "the twin reaches out on its own: the TUI delivers check-ins while it runs, `twin --batch checkin --due` from cron or a timer",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.timezone",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "time zone of the check-in times: an IANA name such as \"Europe/Berlin\", \"local\" (this machine's, UTC when it has none), or empty to use ingest.timezone",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.rules",
+        kind: Kind::StrList,
+        default: "[\"daily 08:30\", \"daily 20:00\"]",
+        doc: "when the twin checks in: \"daily HH:MM\", \"weekdays HH:MM\", \"weekends HH:MM\", \"mon,wed HH:MM\", or a cron expression (\"cron 0 18 * * 1-5\", minute hour day month weekday)",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.quiet_hours",
+        kind: Kind::Str,
+        default: "\"22:00-07:00\"",
+        doc: "no check-in is delivered in this local time range (\"HH:MM-HH:MM\", may cross midnight; empty for none): one that falls inside waits for its end",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.max_per_day",
+        kind: Kind::Int { min: 1, max: 96 },
+        default: "3",
+        doc: "the most check-ins delivered in one local day; more are skipped",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.min_gap_minutes",
+        kind: Kind::Int { min: 0, max: 10080 },
+        default: "60",
+        doc: "the least time between two check-ins; a later one waits",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.catch_up",
+        kind: Kind::Choice(&["latest", "max_age"]),
+        default: "\"latest\"",
+        doc: "after twin was not running: latest delivers only the newest missed check-in; max_age delivers those no older than catch_up_hours (still within max_per_day and min_gap)",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.catch_up_hours",
+        kind: Kind::Int { min: 0, max: 8760 },
+        default: "12",
+        doc: "a missed check-in older than this is never delivered (0: no limit for catch_up = \"latest\")",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.snooze_minutes",
+        kind: Kind::Int { min: 1, max: 10080 },
+        default: "60",
+        doc: "how long snoozing a check-in puts it off",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.triggers",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "also check in about what your messages mention: birthdays and anniversaries, upcoming events (a follow-up after them), a year since a milestone, long silence from a close contact",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.trigger_time",
+        kind: Kind::Str,
+        default: "\"10:00\"",
+        doc: "local time (HH:MM) of the check-ins that messages trigger",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.silence_days",
+        kind: Kind::Int { min: 1, max: 3650 },
+        default: "21",
+        doc: "a close contact (at least 50 messages) silent this many days gets a check-in",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.compose",
+        kind: Kind::Choice(&["auto", "template"]),
+        default: "\"auto\"",
+        doc: "how check-ins are written: auto (the chat model in your voice when it is present, else a plain template) or template",
+        env: None,
+    },
 ];
 
 /// The typed, effective configuration.
@@ -323,6 +414,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub memory: MemoryConfig,
     pub privacy: PrivacyConfig,
+    pub checkin: CheckinConfig,
 }
 
 /// `[privacy]`: who never goes into training, and the passphrase's cost.
@@ -352,6 +444,25 @@ pub struct MemoryConfig {
     pub half_life_days: f64,
     pub compact_threshold: f64,
     pub cleanup_below: f64,
+}
+
+/// `[checkin]`: when and how the twin reaches out (see `crate::checkin`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinConfig {
+    pub enabled: bool,
+    pub timezone: String,
+    pub rules: Vec<String>,
+    pub quiet_hours: String,
+    pub max_per_day: i64,
+    pub min_gap_minutes: i64,
+    pub catch_up: String,
+    pub catch_up_hours: i64,
+    pub snooze_minutes: i64,
+    pub triggers: bool,
+    pub trigger_time: String,
+    pub silence_days: i64,
+    pub compose: String,
 }
 
 /// `[chat]`: the chat model and how it samples.

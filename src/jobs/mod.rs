@@ -2,7 +2,8 @@
 //! on one channel with one protocol:
 //! `Started / Progress{done,total,unit,rate} / Log / Token{text} / Done{summary} / Failed{error}`.
 //! The TUI folds these events into pane state; `--batch` prints each as a JSON line.
-//! Later issues add job kinds, never new event shapes.
+//! Later issues add job kinds; the one result that is its own event is a
+//! delivered check-in (`Checkin`), which scripts consume line by line.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -46,6 +47,15 @@ pub enum JobBody {
     Token {
         text: String,
     },
+    /// A check-in the twin delivers (job `checkin`). Its `id` on the wire is the
+    /// check-in's own (16 hex digits, what `--snooze`/`--dismiss` take), not the job's.
+    Checkin {
+        id: String,
+        rule: String,
+        text: String,
+        due: String,
+        cites: Vec<String>,
+    },
     Done {
         summary: serde_json::Value,
     },
@@ -61,6 +71,7 @@ impl JobBody {
             JobBody::Progress { .. } => "progress",
             JobBody::Log { .. } => "log",
             JobBody::Token { .. } => "token",
+            JobBody::Checkin { .. } => "checkin",
             JobBody::Done { .. } => "done",
             JobBody::Failed { .. } => "failed",
         }
@@ -85,6 +96,21 @@ impl Serialize for JobEvent {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("event", self.body.name())?;
         m.serialize_entry("job", &self.job)?;
+        if let JobBody::Checkin {
+            id,
+            rule,
+            text,
+            due,
+            cites,
+        } = &self.body
+        {
+            m.serialize_entry("id", id)?;
+            m.serialize_entry("rule", rule)?;
+            m.serialize_entry("text", text)?;
+            m.serialize_entry("due", due)?;
+            m.serialize_entry("cites", cites)?;
+            return m.end();
+        }
         m.serialize_entry("id", &self.id)?;
         match &self.body {
             JobBody::Started { title } => m.serialize_entry("title", title)?,
@@ -104,6 +130,7 @@ impl Serialize for JobEvent {
                 m.serialize_entry("message", message)?;
             }
             JobBody::Token { text } => m.serialize_entry("text", text)?,
+            JobBody::Checkin { .. } => unreachable!("written above"),
             JobBody::Done { summary } => m.serialize_entry("summary", summary)?,
             JobBody::Failed { error } => m.serialize_entry("error", error)?,
         }
@@ -198,6 +225,17 @@ impl JobCtx {
     /// Stream a piece of generated text.
     pub fn token(&self, text: impl Into<String>) {
         self.send(JobBody::Token { text: text.into() });
+    }
+
+    /// Report a delivered check-in.
+    pub fn checkin(&self, id: &str, rule: &str, text: &str, due: &str, cites: &[String]) {
+        self.send(JobBody::Checkin {
+            id: id.to_string(),
+            rule: rule.to_string(),
+            text: text.to_string(),
+            due: due.to_string(),
+            cites: cites.to_vec(),
+        });
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -423,6 +461,23 @@ mod tests {
                 r#"{"event":"token","job":"chat","id":0,"text":"Hel"}"#,
                 r#"{"event":"token","job":"chat","id":0,"text":"lo"}"#
             ]
+        );
+    }
+
+    #[test]
+    fn checkins_serialize_with_their_own_id() {
+        let (ctx, mut rx, _) = JobCtx::detached("checkin");
+        ctx.checkin(
+            "00000000000000ab",
+            "daily 08:30",
+            "Good morning!",
+            "2026-11-21T08:30:00+01:00",
+            &[],
+        );
+        let line = serde_json::to_string(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"checkin","job":"checkin","id":"00000000000000ab","rule":"daily 08:30","text":"Good morning!","due":"2026-11-21T08:30:00+01:00","cites":[]}"#
         );
     }
 

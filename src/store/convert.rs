@@ -38,7 +38,7 @@ pub fn recover(dir: &Path) -> Result<(), StoreError> {
     } else if new.exists() && dir.exists() {
         // Crashed while the new store was being written: the old one is intact.
         // (A conversion still running holds the new store's lock: leave it.)
-        if super::lock::LockFile::acquire(&new.join("twin.lock")).is_ok() {
+        if super::lock::LockFile::acquire(&new.join("twin.lock"), "batch").is_ok() {
             std::fs::remove_dir_all(&new).map_err(io(&new))?;
         }
     }
@@ -155,7 +155,7 @@ fn report(store: &Store) -> Result<CopyReport, StoreError> {
 /// Make `dir` a new, empty, encrypted store. Refuses a store that holds records.
 pub fn init_encrypted(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<Store, StoreError> {
     recover(dir)?;
-    let mut store = Store::open_raw(dir)?;
+    let mut store = Store::open_raw(dir, "batch")?;
     if store.crypt_header()?.is_some() {
         return Err(StoreError::Aborted(format!(
             "the store {} is already encrypted; `twin rekey` changes its passphrase",
@@ -188,7 +188,7 @@ pub fn encrypt(
     progress: impl FnMut(u64) -> Result<(), StoreError>,
 ) -> Result<CopyReport, StoreError> {
     recover(dir)?;
-    let old = Store::open_raw(dir)?;
+    let old = Store::open_raw(dir, "batch")?;
     if old.crypt_header()?.is_some() {
         return Err(StoreError::Aborted(format!(
             "the store {} is already encrypted; `twin rekey` changes its passphrase",
@@ -233,7 +233,7 @@ pub fn rekey(
     kdf: KdfParams,
 ) -> Result<(), StoreError> {
     recover(dir)?;
-    let store = Store::open_raw(dir)?;
+    let store = Store::open_raw(dir, "batch")?;
     let Some(header) = store.crypt_header()? else {
         return Err(StoreError::Aborted(format!(
             "the store {} is not encrypted; `twin encrypt` encrypts it",
@@ -368,7 +368,7 @@ mod tests {
         }
         crypt::forget_cached_keys();
         let header = |dir: &Path| {
-            let s = Store::open_raw(dir).unwrap();
+            let s = Store::open_raw(dir, "batch").unwrap();
             s.crypt_header().unwrap().unwrap().wrapped
         };
         let before = header(&dir);

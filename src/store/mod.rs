@@ -115,7 +115,12 @@ pub enum StoreError {
         "store in use by another twin process{}: {path}; close that twin (its TUI or batch job) and try again",
         .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), path = .path.display()
     )]
-    InUse { path: PathBuf, pid: Option<u32> },
+    InUse {
+        path: PathBuf,
+        pid: Option<u32>,
+        /// What holds it: "tui", "batch" (None for an older twin).
+        holder: Option<String>,
+    },
     #[error(
         "store {path} has schema version {found}, newer than this twin understands ({supported}); upgrade twin to open it"
     )]
@@ -163,26 +168,36 @@ impl Store {
     /// encrypted store asks the process's passphrase source
     /// ([`crypt::set_passphrase_source`]) for its passphrase.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with(dir, None)
+        Store::open_as(dir, "batch")
+    }
+
+    /// Like [`Store::open`], saying in the lock file what holds the store
+    /// ("tui"), so another process refused can tell the user.
+    pub fn open_as(dir: &Path, holder: &str) -> Result<Store, StoreError> {
+        Store::open_full(dir, None, holder)
     }
 
     /// [`Store::open`] with the passphrase given (for an encrypted store).
     pub fn open_with(dir: &Path, pass: Option<&Passphrase>) -> Result<Store, StoreError> {
+        Store::open_full(dir, pass, "batch")
+    }
+
+    fn open_full(dir: &Path, pass: Option<&Passphrase>, holder: &str) -> Result<Store, StoreError> {
         convert::recover(dir)?;
-        let store = Store::open_raw(dir)?;
+        let store = Store::open_raw(dir, holder)?;
         let store = store.unlock(pass)?;
         migrate::run(&store, migrate::MIGRATIONS)?;
         Ok(store)
     }
 
     /// Open sled and take the lock; no migration, no unlocking.
-    fn open_raw(dir: &Path) -> Result<Store, StoreError> {
+    fn open_raw(dir: &Path, holder: &str) -> Result<Store, StoreError> {
         let io = |source| StoreError::Io {
             path: dir.to_path_buf(),
             source,
         };
         crate::paths::create_private_dir(dir).map_err(io)?;
-        let lock = lock::LockFile::acquire(&dir.join("twin.lock"))?;
+        let lock = lock::LockFile::acquire(&dir.join("twin.lock"), holder)?;
         let db = sled::Config::new()
             .path(dir)
             .open()

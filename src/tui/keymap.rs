@@ -43,10 +43,12 @@ pub enum Mode {
     Prompt,
     /// While typing a chat message: other keys type into it.
     Compose,
+    /// While the Check-ins view is open (checked before global).
+    Checkins,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -55,6 +57,7 @@ impl Mode {
         Mode::Help,
         Mode::Prompt,
         Mode::Compose,
+        Mode::Checkins,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Mode {
             Mode::Help => "help",
             Mode::Prompt => "prompt",
             Mode::Compose => "compose",
+            Mode::Checkins => "checkins",
         }
     }
 

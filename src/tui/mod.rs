@@ -24,6 +24,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::{self, Action, Effect, LayoutMode, State};
+use crate::checkin;
 use crate::config::Loaded;
 use crate::diag::Diagnostic;
 use crate::ingest::{contacts, demo, identity, overview, pipeline, profile, windows};
@@ -69,7 +70,13 @@ struct Ctx {
     jobs: Jobs,
     /// The chat engine, kept across turns (the model loads on the first one).
     chat: Arc<chat::ChatEngine>,
+    /// `[checkin]`, or why it is unusable (check-ins are off then).
+    checkin: Result<Arc<checkin::Settings>, String>,
 }
+
+/// The longest the check-in timer sleeps before it looks again (a laptop that
+/// slept, a clock that was changed); it is otherwise set to the next due time.
+const CHECKIN_TIMER_MAX: Duration = Duration::from_secs(3600);
 
 async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
     let (keymap, theme, diags) = load_look(&paths, &config, &TermEnv::from_env());
@@ -91,12 +98,17 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         state.chat.remote = Some(config.config.chat.base_url.clone());
     }
     let chat_engine = Arc::new(chat::ChatEngine::from_config(&config.config.chat, engine));
+    let checkin = checkin::Settings::from_config(&config.config).map(Arc::new);
+    if let Err(e) = &checkin {
+        state.notify(Level::Warn, format!("check-ins are off: {e}"));
+    }
     let ctx = Ctx {
         paths,
         config,
         store: Arc::new(store),
         jobs,
         chat: chat_engine,
+        checkin,
     };
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -110,8 +122,20 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     let mut pending_keys: Vec<Key> = Vec::new();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    // Catch up on check-ins that fell due while twin was closed.
+    let mut queue = VecDeque::from([Action::CheckinTick]);
+    while let Some(action) = queue.pop_front() {
+        for effect in app::update(&mut state, action) {
+            queue.extend(perform(effect, &ctx));
+        }
+    }
 
     loop {
+        // Sleep until the next check-in is due: no polling in between.
+        let checkin_timer = state.checkins.next_wake_ms.map(|ms| {
+            let left = ms - chrono::Utc::now().timestamp_millis();
+            Duration::from_millis(left.max(0) as u64).min(CHECKIN_TIMER_MAX)
+        });
         let view = ui::View {
             theme: &theme,
             keymap: &keymap,
@@ -127,6 +151,10 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
                 dirty = false;
                 last_draw = Instant::now();
                 continue;
+            }
+            _ = tokio::time::sleep(checkin_timer.unwrap_or_default()), if checkin_timer.is_some() && !state.checkins.running => {
+                state.checkins.next_wake_ms = None;
+                Some(Action::CheckinTick)
             }
             _ = hangup.recv() => { tracing::info!("SIGHUP: the terminal went away"); Some(Action::Quit) }
             _ = terminate.recv() => { tracing::info!("SIGTERM"); Some(Action::Quit) }
@@ -351,7 +379,102 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 });
             Vec::new()
         }
+        Effect::CheckinTick => {
+            let Ok(settings) = ctx.checkin.clone() else {
+                return Vec::new();
+            };
+            let model = checkin::job::model_for(
+                &settings,
+                &ctx.config.config.chat,
+                &ctx.config.models_dir(&ctx.paths),
+            );
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("checkin", "checking in", move |job| {
+                    let mut composer = checkin::job::Composer::new(model);
+                    checkin::job::deliver_due(
+                        &store,
+                        &settings,
+                        &checkin::SystemClock,
+                        &mut composer,
+                        job,
+                    )
+                });
+            Vec::new()
+        }
+        Effect::RefreshCheckins => {
+            let Ok(settings) = &ctx.checkin else {
+                return Vec::new();
+            };
+            let clock = checkin::SystemClock;
+            let zone = if ctx.config.config.checkin.timezone.is_empty() {
+                &ctx.config.config.ingest.timezone
+            } else {
+                &ctx.config.config.checkin.timezone
+            };
+            let list = checkin::job::list(&ctx.store, settings, &clock, zone, 7);
+            let next = checkin::Scheduler::new(&ctx.store, settings, &clock).next_wake();
+            match (list, next) {
+                (Ok(l), Ok(n)) => vec![Action::Checkins(
+                    Box::new(l),
+                    n.map(|t| t.timestamp_millis()),
+                )],
+                (Err(e), _) => notify(Level::Error, format!("reading check-ins failed: {e:#}")),
+                (_, Err(e)) => notify(Level::Error, format!("reading check-ins failed: {e}")),
+            }
+        }
+        Effect::SnoozeCheckin(id) => change_checkin(ctx, &id, true),
+        Effect::DismissCheckin(id) => change_checkin(ctx, &id, false),
+        Effect::OpenCheckin(id) => {
+            let found = checkin::Checkin::parse_id(&id)
+                .map(|n| ctx.store.get::<checkin::Checkin>(checkin::Checkin::key(n)));
+            match found {
+                Some(Ok(Some(c))) => {
+                    vec![Action::CheckinOpened(Box::new(checkin::opening_turn(&c)))]
+                }
+                Some(Err(e)) => notify(Level::Error, format!("reading the check-in failed: {e}")),
+                _ => notify(
+                    Level::Info,
+                    "that check-in is not due yet: nothing to open".to_string(),
+                ),
+            }
+        }
+        Effect::Alert(text) => {
+            if let Err(e) = terminal::alert("twin", &text) {
+                tracing::warn!("could not send the notification: {e}");
+            }
+            Vec::new()
+        }
     }
+}
+
+/// Snooze or dismiss a check-in, then re-read the list.
+fn change_checkin(ctx: &Ctx, id: &str, snooze: bool) -> Vec<Action> {
+    let notify = |level, text: String| vec![Action::Notify(app::Notification { level, text })];
+    let Ok(settings) = &ctx.checkin else {
+        return Vec::new();
+    };
+    let sched = checkin::Scheduler::new(&ctx.store, settings, &checkin::SystemClock);
+    let done = if snooze {
+        sched.snooze(id, None)
+    } else {
+        sched.dismiss(id)
+    };
+    let mut out = match done {
+        Ok(c) if snooze => notify(
+            Level::Info,
+            format!(
+                "check-in snoozed until {}",
+                settings.local_string(
+                    chrono::DateTime::from_timestamp_millis(c.ready_ms()).unwrap_or_default()
+                )
+            ),
+        ),
+        Ok(_) => notify(Level::Info, "check-in dismissed".to_string()),
+        Err(e) => notify(Level::Error, e.to_string()),
+    };
+    out.extend(perform(Effect::RefreshCheckins, ctx));
+    out
 }
 
 fn draw(
@@ -403,6 +526,8 @@ fn terminal_action(
             }
             let modes: &[Mode] = if state.help {
                 &[Mode::Help, Mode::Global]
+            } else if state.checkins.view.is_some() {
+                &[Mode::Checkins, Mode::Global]
             } else {
                 &[Mode::of_pane(state.focus), Mode::Global]
             };

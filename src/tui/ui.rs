@@ -106,6 +106,9 @@ pub fn render(frame: &mut Frame, state: &State, view: &View) {
     if let Some(prompt) = &state.prompt {
         render_prompt(frame, area, prompt, view);
     }
+    if state.checkins.view.is_some() {
+        panes::checkins::render_overlay(frame, area, state, view);
+    }
     if state.help {
         render_help(frame, area, state, view);
     }
@@ -246,7 +249,22 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
             t.get("ui.statusbar.keys"),
         ));
     }
-    for job in state.jobs.values() {
+    if state.checkins.unread > 0 {
+        let key = view
+            .keymap
+            .key_for(Mode::Global, &Action::ToggleCheckins)
+            .map(|k| format!(" ({k})"))
+            .unwrap_or_default();
+        spans.push(Span::styled(
+            format!(
+                "✉ {} check-in{}{key} ",
+                state.checkins.unread,
+                if state.checkins.unread == 1 { "" } else { "s" }
+            ),
+            t.get("ui.statusbar.job"),
+        ));
+    }
+    for job in state.jobs.values().filter(|j| j.kind != "checkin") {
         let pct = job
             .fraction()
             .map(|f| format!(" {}%", (f * 100.0) as u64))
@@ -291,6 +309,7 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     if state.focus == Pane::Chat {
         modes.push(Mode::Compose);
     }
+    modes.push(Mode::Checkins);
     modes.push(Mode::Help);
     for mode in modes {
         let entries = view.keymap.help(mode);
@@ -301,6 +320,7 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
             Mode::Global => "Everywhere".to_string(),
             Mode::Help => "In this help".to_string(),
             Mode::Compose => "While typing a message".to_string(),
+            Mode::Checkins => "In the Check-ins view".to_string(),
             m => format!("In {}", m.name()),
         };
         if !lines.is_empty() {

@@ -1,6 +1,7 @@
 //! One file per pane; each turns `&State` into the lines it shows.
 
 mod chat;
+pub mod checkins;
 mod ingest;
 mod memory;
 mod training;
@@ -22,7 +23,11 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
         Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(report, t),
         Pane::Training => training::lines(report, t),
-        Pane::Chat => chat::lines(state, report, view, width),
+        Pane::Chat => {
+            let mut out = checkins::opening_lines(state, t);
+            out.extend(chat::lines(state, report, view, width));
+            out
+        }
     }
 }
 
