@@ -2,11 +2,13 @@
 //! `update(&mut State, Action) -> Vec<Effect>` is pure; front-ends perform the effects.
 
 mod action;
+pub mod memory;
 mod state;
 mod update;
 
 pub use action::Action;
 pub use state::{
-    ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
+    Confirm, ConfirmAction, ContactsView, JobView, LayoutMode, Notification, Pane, Prompt,
+    PromptPurpose, State,
 };
 pub use update::{Effect, update};

@@ -41,10 +41,14 @@ pub enum Mode {
     Help,
     /// While a text prompt is open.
     Prompt,
+    /// While the multi-line editor is open (editing a memory).
+    Editor,
+    /// While a yes/no question waits for its answer.
+    Confirm,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 9] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -52,6 +56,8 @@ impl Mode {
         Mode::Chat,
         Mode::Help,
         Mode::Prompt,
+        Mode::Editor,
+        Mode::Confirm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,8 @@ impl Mode {
             Mode::Chat => "chat",
             Mode::Help => "help",
             Mode::Prompt => "prompt",
+            Mode::Editor => "editor",
+            Mode::Confirm => "confirm",
         }
     }
 
