@@ -495,7 +495,17 @@ mod memory_pane {
     #[test]
     fn empty_memory_says_how_to_build_it() {
         for (w, h) in SIZES {
-            let s = state_at(Pane::Memory, w, h, true);
+            let mut s = state_at(Pane::Memory, w, h, true);
+            let seq = s.memory.seq;
+            update(
+                &mut s,
+                Action::MemoryRows {
+                    seq,
+                    rows: Vec::new(),
+                    total: 0,
+                    error: None,
+                },
+            );
             insta::assert_snapshot!(format!("memory_empty_{w}x{h}"), draw(&s, w, h));
         }
         let mut s = state_at(Pane::Memory, 80, 24, false);

@@ -45,6 +45,9 @@ fn hints(view: &View, items: &[(Action, &str)]) -> String {
 }
 
 fn truncate(s: &str, width: usize) -> String {
+    if width == 0 {
+        return String::new();
+    }
     if s.chars().count() <= width {
         return s.to_string();
     }
@@ -232,14 +235,13 @@ fn list(state: &State, r: &StatusReport, view: &View, w: usize) -> Vec<Line<'sta
     } else {
         format!(" · {}", filters.join(", "))
     };
-    let what = if m.pending && m.rows.is_empty() {
-        "searching…".to_string()
+    // While a request is out the rows shown answer an older one: say so.
+    let what = if m.pending && !m.query.trim().is_empty() {
+        format!("searching…{filters}")
+    } else if m.pending {
+        format!("reading…{filters}")
     } else if !m.query.trim().is_empty() {
-        format!(
-            "{} results, best first{filters}{}",
-            m.rows.len(),
-            if m.pending { " · searching…" } else { "" }
-        )
+        format!("{} results, best first{filters}", m.rows.len())
     } else if m.total > m.rows.len() {
         format!(
             "{} memories, newest first (the first {} shown){filters}",
@@ -449,7 +451,7 @@ fn editor(e: &Editing, view: &View) -> Vec<Line<'static>> {
                 .chars()
                 .nth(e.editor.col)
                 .map(String::from)
-                .unwrap_or(" ".into());
+                .unwrap_or_else(|| " ".to_string());
             let after: String = l.chars().skip(e.editor.col + 1).collect();
             out.push(Line::from(vec![
                 Span::styled(before, t.get("ui.text")),
@@ -490,7 +492,8 @@ fn source_layout(
             selected = Some(out.len());
         }
         let head = format!("{}  {}: ", l.when, l.author);
-        let body: Vec<String> = wrap(&l.text, w.saturating_sub(4).max(10));
+        // The source mark, then four spaces of indent.
+        let body: Vec<String> = wrap(&l.text, w.saturating_sub(5).max(10));
         out.push((head, Some(i)));
         for b in body {
             out.push((format!("    {b}"), Some(i)));
