@@ -1,7 +1,9 @@
 //! The release binary in a real terminal (tmux): switch panes with the default
 //! keys, open and close help, quit, and check the terminal is back to normal;
 //! SIGHUP restores the terminal and leaves the store openable; NO_COLOR is
-//! readable without colour. Skips with a printed reason when tmux is missing.
+//! readable without colour; the Memory pane after importing the demo (search,
+//! open, pin, forget, checked by `--batch` afterwards). Skips with a printed
+//! reason when tmux is missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -77,6 +79,11 @@ impl Tmux {
 
     fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         self.wait_for_secs(what, 15, ok)
+    }
+
+    /// Like `wait_for`, for work that takes a while on a busy machine (an import).
+    fn wait_within(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_for_secs(what, secs, ok)
     }
 
     /// For work whose time depends on the machine's load (a model's reply).
@@ -383,4 +390,98 @@ fn a_check_in_badges_opens_in_the_view_and_in_the_chat() {
     assert_eq!(focused_title(&chat).as_deref(), Some("Chat"), "{chat}");
     t.keys(&["q"]);
     t.assert_restored();
+}
+
+/// The 16-hex id after "episode " (or another kind) on the detail's first line.
+fn shown_id(screen: &str) -> Option<String> {
+    screen.lines().find_map(|l| {
+        l.split_whitespace()
+            .find(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))
+            .map(str::to_string)
+    })
+}
+
+fn batch(home: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_twin"))
+        .arg("--batch")
+        .args(args)
+        .arg("--home")
+        .arg(home)
+        .env("TWIN_MODELS_DIR", home.join("no-models"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn memory_pane_search_open_pin_forget() {
+    let Some(t) = Tmux::start("memory") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    // No embedding model: the word-hash embedder stands in (fast, deterministic).
+    let models = home.path().join("no-models");
+    std::fs::create_dir_all(&models).unwrap();
+    t.launch(
+        home.path(),
+        &format!("TWIN_MODELS_DIR={}", models.display()),
+    );
+    // Import the demo; memories are built when it finishes.
+    t.keys(&["d"]);
+    t.wait_within("the memory build after the import", 300, |s| {
+        s.contains("index finished")
+    });
+    t.keys(&["2"]);
+    let list = t.wait_for("the memory list", |s| s.contains("memories, newest first"));
+    assert!(list.contains("episode"), "{list}");
+
+    // Live search: results come while typing, without pressing enter.
+    t.keys(&["/"]);
+    t.run(&["send-keys", "-t", "s", "-l", "movies"]);
+    let found = t.wait_for("search results", |s| {
+        s.contains("Search: movies") && s.contains("results, best first") && s.contains("›")
+    });
+    assert!(!found.contains(" 0 results"), "{found}");
+    t.keys(&["Enter"]);
+    t.wait_for("the search box closed", |s| {
+        s.contains("Search: movies") && !s.contains("█")
+    });
+    t.keys(&["Enter"]);
+    let detail = t.wait_for("the memory's detail", |s| s.contains("importance"));
+    assert!(
+        detail.contains("From "),
+        "the provenance is shown:\n{detail}"
+    );
+    let id = shown_id(&detail).expect("the memory id");
+
+    // Pin it.
+    t.keys(&["p"]);
+    t.wait_for("pinned", |s| s.contains("★ pinned"));
+
+    // Forget it: a question first, saying what goes.
+    t.keys(&["d"]);
+    let ask = t.wait_for("the confirmation", |s| s.contains("Are you sure?"));
+    assert!(ask.contains(&format!("Forget episode {id}")), "{ask}");
+    assert!(ask.contains("training"), "{ask}");
+    t.keys(&["y"]);
+    t.wait_for("forgotten", |s| s.contains(&format!("forgot episode {id}")));
+    let back = t.screen();
+    assert!(
+        back.contains("results, best first"),
+        "back in the list:\n{back}"
+    );
+    t.keys(&["q"]);
+    t.assert_restored();
+
+    // Afterwards, from a script: the forgotten memory is gone, the others stay.
+    let (code, out) = batch(home.path(), &["memory", "show", &id]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("\"event\":\"failed\""), "{out}");
+    let (code, out) = batch(home.path(), &["memory", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains(&id), "{out}");
+    assert!(out.contains("\"kind\":\"episode\""), "{out}");
 }

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::memory::{DetailAndRow, MemoryDetail, MemoryRow, SourceContext};
 use super::{Notification, Pane};
 use crate::jobs::JobEvent;
 use crate::status::StatusReport;
@@ -59,6 +60,33 @@ pub enum Action {
     SnoozeCheckin,
     DismissCheckin,
     OpenCheckin,
+    MemorySearch,
+    MemoryOpen,
+    MemoryBack,
+    MemoryKindFilter,
+    MemoryContactNext,
+    MemoryContactPrev,
+    MemoryPin,
+    MemoryEdit,
+    MemoryForget,
+    MemorySource,
+    MemoryTopics,
+    MemoryBio,
+    MemoryBuild,
+    MemoryRecompute,
+    ConfirmYes,
+    ConfirmNo,
+    EditorSave,
+    EditorCancel,
+    EditorNewline,
+    EditorBackspace,
+    EditorDelete,
+    EditorLeft,
+    EditorRight,
+    EditorUp,
+    EditorDown,
+    EditorHome,
+    EditorEnd,
 
     /// The terminal changed size.
     #[serde(skip)]
@@ -98,9 +126,6 @@ pub enum Action {
     /// A stored session to continue.
     #[serde(skip)]
     ChatSessionLoaded(Box<crate::llm::sessions::ChatSession>),
-    /// Show this memory (a citation `[m:ID]` was opened).
-    #[serde(skip)]
-    OpenMemory(String),
     /// What forgetting a contact would remove (asks for confirmation).
     #[serde(skip)]
     ForgetPlanned {
@@ -116,6 +141,49 @@ pub enum Action {
     /// A check-in opened as the twin's first turn of a chat.
     #[serde(skip)]
     CheckinOpened(Box<crate::checkin::OpeningTurn>),
+    /// Show a memory's detail in the Memory pane, by id as people and
+    /// citations write it (`[m:ID]`: 16 hex digits or a unique prefix of 6+).
+    /// Any pane may send it.
+    #[serde(skip)]
+    OpenMemory(String),
+    /// Memory finished opening: notes to show, or why it failed.
+    #[serde(skip)]
+    MemoryOpened(Result<Vec<String>, String>),
+    /// The answer to list request `seq`.
+    #[serde(skip)]
+    MemoryRows {
+        seq: u64,
+        rows: Vec<MemoryRow>,
+        total: usize,
+        error: Option<String>,
+    },
+    #[serde(skip)]
+    MemoryDetail(Box<MemoryDetail>),
+    #[serde(skip)]
+    MemorySourceShown(Box<SourceContext>),
+    /// A memory was pinned, unpinned or edited.
+    #[serde(skip)]
+    MemoryChanged {
+        detail: Box<DetailAndRow>,
+        note: String,
+    },
+    #[serde(skip)]
+    MemoryForgotten {
+        id: u64,
+        note: String,
+    },
+    /// A memory read or change failed: what to tell the user.
+    #[serde(skip)]
+    MemoryFailed(String),
+    /// Topics and biography as stored (None: never computed).
+    #[serde(skip)]
+    MemoryL1(Option<Box<crate::memory::topics::L1>>),
+    /// The memories of the topic shown.
+    #[serde(skip)]
+    MemoryTopicRows(Vec<MemoryRow>),
+    /// A character typed into the memory editor.
+    #[serde(skip)]
+    EditorInsert(char),
 }
 
 impl Action {
@@ -209,6 +277,69 @@ impl Action {
             Action::OpenCheckin,
             "open the selected check-in in the chat",
         ),
+        (
+            Action::MemorySearch,
+            "search memories (results come as you type)",
+        ),
+        (
+            Action::MemoryOpen,
+            "open the selected memory, topic or reference",
+        ),
+        (
+            Action::MemoryBack,
+            "go back; in the list, clear the search (else cancel the newest job)",
+        ),
+        (
+            Action::MemoryKindFilter,
+            "show one kind of memory (cycles through the kinds)",
+        ),
+        (
+            Action::MemoryContactNext,
+            "show the memories of the next contact",
+        ),
+        (
+            Action::MemoryContactPrev,
+            "show the memories of the previous contact",
+        ),
+        (
+            Action::MemoryPin,
+            "pin or unpin the memory (pinned ones stay important)",
+        ),
+        (
+            Action::MemoryEdit,
+            "edit the memory's text (saving re-embeds it)",
+        ),
+        (Action::MemoryForget, "forget the memory (asks first)"),
+        (
+            Action::MemorySource,
+            "show the conversation around the memory's sources",
+        ),
+        (Action::MemoryTopics, "show the topics"),
+        (Action::MemoryBio, "show the biography (about you)"),
+        (Action::MemoryBuild, "build memories from what was imported"),
+        (
+            Action::MemoryRecompute,
+            "recompute the topics and the biography",
+        ),
+        (Action::ConfirmYes, "yes, do it"),
+        (Action::ConfirmNo, "no, leave it"),
+        (Action::EditorSave, "save the text"),
+        (Action::EditorCancel, "discard the changes"),
+        (Action::EditorNewline, "start a new line"),
+        (
+            Action::EditorBackspace,
+            "delete the character before the cursor",
+        ),
+        (
+            Action::EditorDelete,
+            "delete the character under the cursor",
+        ),
+        (Action::EditorLeft, "move left"),
+        (Action::EditorRight, "move right"),
+        (Action::EditorUp, "move up a line"),
+        (Action::EditorDown, "move down a line"),
+        (Action::EditorHome, "move to the start of the line"),
+        (Action::EditorEnd, "move to the end of the line"),
     ];
 
     /// Parse an action name as written in a keymap file.

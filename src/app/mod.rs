@@ -3,12 +3,13 @@
 
 mod action;
 pub mod chat;
+pub mod memory;
 mod state;
 mod update;
 
 pub use action::Action;
 pub use state::{
-    CheckinsState, ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose,
-    State,
+    CheckinsState, Confirm, ConfirmAction, ContactsView, JobView, LayoutMode, Notification, Pane,
+    Prompt, PromptPurpose, State,
 };
 pub use update::{Effect, update};

@@ -109,6 +109,8 @@ pub enum PromptPurpose {
     ChatContact,
     /// Type `yes` to forget this contact everywhere.
     ConfirmForget(crate::ingest::records::Id),
+    /// The Memory pane's live search (drawn inside the pane, not over it).
+    MemorySearch,
 }
 
 /// The contacts list in the Ingest pane.
@@ -135,8 +137,29 @@ impl PromptPurpose {
             PromptPurpose::SplitName(_) => "Split off the messages written under the name",
             PromptPurpose::ChatContact => "Talk as you talk to (empty: anyone)",
             PromptPurpose::ConfirmForget(_) => "Forget this contact for good? Type yes",
+            PromptPurpose::MemorySearch => "Search memories",
         }
     }
+
+    /// Drawn by its pane rather than as a box over the bottom of the screen.
+    pub fn inline(self) -> bool {
+        matches!(self, PromptPurpose::MemorySearch)
+    }
+}
+
+/// What a confirmed question does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmAction {
+    ForgetMemory(u64),
+}
+
+/// A yes/no question that says what will happen (a dialog over the screen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub question: String,
+    /// Lines under the question: what goes, what stays.
+    pub detail: Vec<String>,
+    pub on_yes: ConfirmAction,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +219,10 @@ pub struct State {
     /// The summary of the last import that finished while twin ran.
     pub last_ingest: Option<serde_json::Value>,
     pub prompt: Option<Prompt>,
+    /// A question waiting for yes or no; keys answer it and nothing else.
+    pub confirm: Option<Confirm>,
     pub contacts: Option<ContactsView>,
+    pub memory: super::memory::MemoryState,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub chat: super::chat::ChatView,
@@ -219,7 +245,9 @@ impl State {
             ingest: None,
             last_ingest: None,
             prompt: None,
+            confirm: None,
             contacts: None,
+            memory: Default::default(),
             pending_keys: String::new(),
             chat: Default::default(),
             checkins: CheckinsState::default(),

@@ -1,4 +1,5 @@
-use super::{Action, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
+use super::memory::{self, ListQuery};
+use super::{Action, ConfirmAction, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
 use crate::ingest::records::Id;
 use crate::jobs::{JobBody, JobId, Level};
 
@@ -50,6 +51,34 @@ pub enum Effect {
     OpenCheckin(String),
     /// Ring the terminal bell and send a desktop notification (OSC 9 and OSC 777).
     Alert(String),
+    /// Open the store's memory (the embedding model loads), then send
+    /// `Action::MemoryOpened`.
+    LoadMemory,
+    /// Build memories from what was imported, as a job (`index`).
+    BuildMemory,
+    /// Read the memory list (ranked search results when `query.text` is set),
+    /// then send `Action::MemoryRows` with `seq`. With `debounce`, wait until
+    /// typing pauses and skip it if a newer request came meanwhile.
+    QueryMemories {
+        seq: u64,
+        query: ListQuery,
+        debounce: bool,
+    },
+    /// Resolve a memory id as written (hex, a unique prefix, `m:ID`) and send
+    /// `Action::MemoryDetail`.
+    ShowMemory(String),
+    /// Read the conversation around a memory's sources.
+    MemorySource(u64),
+    PinMemory(u64, bool),
+    /// Replace a memory's text (re-embedded).
+    SaveMemory(u64, String),
+    ForgetMemory(u64),
+    /// Read the stored topics and biography.
+    ReadL1,
+    /// Recompute topics and biography, as a job (`topics`).
+    ComputeL1,
+    /// Rows for these memories (a topic's examples).
+    ReadRows(Vec<u64>),
 }
 
 /// The only place state changes.
@@ -89,6 +118,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::ScrollDown if state.checkins.view.is_some() => select_checkin(state, 1),
         Action::PageUp if state.checkins.view.is_some() => select_checkin(state, -(page as i64)),
         Action::PageDown if state.checkins.view.is_some() => select_checkin(state, page as i64),
+        Action::ScrollUp if memory::selects(state) => memory::select(state, -1),
+        Action::ScrollDown if memory::selects(state) => memory::select(state, 1),
+        Action::PageUp if memory::selects(state) => memory::select(state, -(page as i64)),
+        Action::PageDown if memory::selects(state) => memory::select(state, page as i64),
+        Action::ScrollTop if memory::selects(state) => memory::select(state, i64::MIN / 2),
+        Action::ScrollBottom if memory::selects(state) => memory::select(state, i64::MAX / 2),
         Action::ScrollUp if contacts_open(state) => select(state, -1),
         Action::ScrollDown if contacts_open(state) => select(state, 1),
         Action::PageUp if contacts_open(state) => select(state, -(page as i64)),
@@ -228,6 +263,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 if p.purpose == PromptPurpose::ImportPath {
                     p.candidates.clear();
                 }
+                if p.purpose == PromptPurpose::MemorySearch {
+                    let input = p.input.clone();
+                    return memory::search_typed(state, &input);
+                }
             }
         }
         Action::PromptBackspace => {
@@ -235,6 +274,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 p.input.pop();
                 if p.purpose == PromptPurpose::ImportPath {
                     p.candidates.clear();
+                }
+                if p.purpose == PromptPurpose::MemorySearch {
+                    let input = p.input.clone();
+                    return memory::search_typed(state, &input);
                 }
             }
         }
@@ -249,7 +292,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     PromptPurpose::ImportPath => {
                         return vec![Effect::CompletePath(p.input.clone())];
                     }
-                    PromptPurpose::ConfirmForget(_) => {}
+                    PromptPurpose::ConfirmForget(_) | PromptPurpose::MemorySearch => {}
                     PromptPurpose::SplitName(_) | PromptPurpose::ChatContact => {
                         let typed = p.input.to_lowercase();
                         if let Some(c) = p
@@ -263,12 +306,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 }
             }
         }
-        Action::OpenMemory(id) => {
-            // The Memory pane shows it once memory lands; until then, say which.
-            state.focus = Pane::Memory;
-            state.notify(Level::Info, format!("memory m:{id}"));
+        Action::PromptCancel => {
+            if let Some(p) = state.prompt.take()
+                && p.purpose == PromptPurpose::MemorySearch
+                && !state.memory.query.is_empty()
+            {
+                return memory::search_typed(state, "");
+            }
         }
-        Action::PromptCancel => state.prompt = None,
+        Action::PromptSubmit
+            if state
+                .prompt
+                .as_ref()
+                .is_some_and(|p| p.purpose == PromptPurpose::MemorySearch) =>
+        {
+            // The results stay; the keys move through them again.
+            state.prompt = None;
+        }
         Action::PromptSubmit => {
             if let Some(p) = state.prompt.take() {
                 let input = p.input.trim().to_string();
@@ -290,10 +344,55 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         PromptPurpose::ConfirmForget(_) => {
                             state.notify(Level::Info, "nothing was forgotten (type yes to forget)");
                         }
+                        PromptPurpose::MemorySearch => {}
                     }
                 }
             }
         }
+        Action::ConfirmYes => {
+            if let Some(c) = state.confirm.take() {
+                return match c.on_yes {
+                    ConfirmAction::ForgetMemory(id) => vec![Effect::ForgetMemory(id)],
+                };
+            }
+        }
+        Action::ConfirmNo => state.confirm = None,
+        action @ (Action::MemorySearch
+        | Action::MemoryOpen
+        | Action::MemoryBack
+        | Action::MemoryKindFilter
+        | Action::MemoryContactNext
+        | Action::MemoryContactPrev
+        | Action::MemoryPin
+        | Action::MemoryEdit
+        | Action::MemoryForget
+        | Action::MemorySource
+        | Action::MemoryTopics
+        | Action::MemoryBio
+        | Action::MemoryBuild
+        | Action::MemoryRecompute
+        | Action::OpenMemory(_)
+        | Action::MemoryOpened(_)
+        | Action::MemoryRows { .. }
+        | Action::MemoryDetail(_)
+        | Action::MemorySourceShown(_)
+        | Action::MemoryChanged { .. }
+        | Action::MemoryForgotten { .. }
+        | Action::MemoryFailed(_)
+        | Action::MemoryL1(_)
+        | Action::MemoryTopicRows(_)
+        | Action::EditorSave
+        | Action::EditorCancel
+        | Action::EditorInsert(_)
+        | Action::EditorNewline
+        | Action::EditorBackspace
+        | Action::EditorDelete
+        | Action::EditorLeft
+        | Action::EditorRight
+        | Action::EditorUp
+        | Action::EditorDown
+        | Action::EditorHome
+        | Action::EditorEnd) => return memory::update(state, action),
         Action::IngestOverview(o) => state.ingest = Some(*o),
         // Handled by `chat::update` above.
         Action::ChatCompose
@@ -467,12 +566,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     state.last_ingest = Some(summary);
                 }
                 state.notify(Level::Info, format!("{} finished", ev.job));
-                return vec![Effect::RefreshOverview];
+                let mut fx = vec![Effect::RefreshOverview];
+                fx.extend(memory::after_job(state, &ev.job, true));
+                return fx;
             }
             JobBody::Failed { error } => {
                 state.jobs.remove(&ev.id);
                 state.notify(Level::Error, format!("{} failed: {error}", ev.job));
-                return vec![Effect::RefreshOverview];
+                let mut fx = vec![Effect::RefreshOverview];
+                fx.extend(memory::after_job(state, &ev.job, false));
+                return fx;
             }
         },
     }

@@ -165,6 +165,11 @@ impl VectorIndex {
             let _ = fs::remove_file(dir.join(format!("{tmp}.{ext}")));
         }
         let _ = fs::remove_file(sidecar(dir));
+        if self.points == 0 {
+            // hnsw_rs cannot dump an empty graph ("unexpected error"); with no
+            // sidecar the next open rebuilds it, from nothing, at no cost.
+            return Ok(());
+        }
         let written = self
             .hnsw
             .file_dump(dir, &tmp)

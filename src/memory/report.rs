@@ -10,7 +10,7 @@ use crate::ingest::records::{Contact, Id, Message};
 use crate::jobs::Summary;
 
 /// A memory as shown: ids in hex, people by name, importance now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryView {
     pub id: String,
     pub kind: &'static str,
@@ -180,7 +180,7 @@ impl fmt::Display for ListReport {
 impl Summary for ListReport {}
 
 /// One source of a memory, resolved.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView {
     Message {
@@ -205,7 +205,7 @@ pub enum SourceView {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShowReport {
     #[serde(flatten)]
     pub memory: MemoryView,

@@ -45,10 +45,14 @@ pub enum Mode {
     Compose,
     /// While the Check-ins view is open (checked before global).
     Checkins,
+    /// While the multi-line editor is open (editing a memory).
+    Editor,
+    /// While a yes/no question waits for its answer.
+    Confirm,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 9] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -58,6 +62,8 @@ impl Mode {
         Mode::Prompt,
         Mode::Compose,
         Mode::Checkins,
+        Mode::Editor,
+        Mode::Confirm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +77,8 @@ impl Mode {
             Mode::Prompt => "prompt",
             Mode::Compose => "compose",
             Mode::Checkins => "checkins",
+            Mode::Editor => "editor",
+            Mode::Confirm => "confirm",
         }
     }
 

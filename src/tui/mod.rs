@@ -13,7 +13,8 @@ pub mod ui;
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use crate::app::{self, Action, Effect, LayoutMode, State};
 use crate::checkin;
@@ -30,6 +32,7 @@ use crate::diag::Diagnostic;
 use crate::ingest::{contacts, demo, identity, overview, pipeline, profile, windows};
 use crate::jobs::{Jobs, Level};
 use crate::llm::{EngineConfig, chat, sessions};
+use crate::memory::{self, Memories};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -38,6 +41,9 @@ use theme::{TermEnv, Theme};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
+
+/// A search starts once typing has paused this long.
+const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Load the keymap and theme the config names, with their warnings.
 pub fn load_look(
@@ -72,6 +78,12 @@ struct Ctx {
     chat: Arc<chat::ChatEngine>,
     /// `[checkin]`, or why it is unusable (check-ins are off then).
     checkin: Result<Arc<checkin::Settings>, String>,
+    /// The store's memory, opened once in the background and kept for the session.
+    memory: Arc<OnceLock<Arc<Memories>>>,
+    /// Actions from work done off the event loop (reads, memory changes).
+    actions: mpsc::UnboundedSender<Action>,
+    /// The newest memory list request: a debounced one that is no longer newest is skipped.
+    memory_seq: Arc<AtomicU64>,
 }
 
 /// The longest the check-in timer sleeps before it looks again (a laptop that
@@ -102,6 +114,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     if let Err(e) = &checkin {
         state.notify(Level::Warn, format!("check-ins are off: {e}"));
     }
+    let (actions, mut background) = mpsc::unbounded_channel();
     let ctx = Ctx {
         paths,
         config,
@@ -109,7 +122,11 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         jobs,
         chat: chat_engine,
         checkin,
+        memory: Arc::new(OnceLock::new()),
+        actions,
+        memory_seq: Arc::new(AtomicU64::new(0)),
     };
+    perform(Effect::LoadMemory, &ctx);
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -160,6 +177,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
             _ = terminate.recv() => { tracing::info!("SIGTERM"); Some(Action::Quit) }
             _ = interrupt.recv() => Some(Action::Quit),
             ev = job_events.recv() => ev.map(Action::Job),
+            a = background.recv() => a,
             ev = events.next() => match ev {
                 Some(Ok(ev)) => terminal_action(&ev, &state, &view, &keymap, &mut pending_keys),
                 Some(Err(e)) => { tracing::warn!("terminal input failed, leaving: {e}"); Some(Action::Quit) }
@@ -303,8 +321,15 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 contact,
                 adapter,
             };
+            // Memories are recalled once memory has loaded; until then the
+            // twin says it does not know.
+            let memory = ctx.memory.get().cloned();
             ctx.jobs.spawn_blocking("chat", "chatting", move |job| {
-                chat::turn(job, &engine, &store, &system, &chat::NoMemories, request)
+                let retriever: &dyn chat::Retriever = match &memory {
+                    Some(m) => m.as_ref(),
+                    None => &chat::NoMemories,
+                };
+                chat::turn(job, &engine, &store, &system, retriever, request)
             });
             Vec::new()
         }
@@ -445,6 +470,157 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             }
             Vec::new()
         }
+        Effect::LoadMemory => {
+            let (store, cell, tx) = (ctx.store.clone(), ctx.memory.clone(), ctx.actions.clone());
+            let config = ctx.config.config.clone();
+            let models = ctx.config.models_dir(&ctx.paths);
+            tokio::task::spawn_blocking(move || {
+                let opened = memory::open_configured(store, &config, &models)
+                    .map(|(mem, notes)| {
+                        let _ = cell.set(Arc::new(mem));
+                        notes
+                    })
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(Action::MemoryOpened(opened));
+            });
+            Vec::new()
+        }
+        Effect::BuildMemory => {
+            let Some(mem) = ctx.memory.get().cloned() else {
+                return notify(Level::Info, "memory is still loading…".into());
+            };
+            ctx.jobs
+                .spawn_blocking("index", "building memories", move |job| {
+                    Ok(memory::build::build(&mem, job)?)
+                });
+            Vec::new()
+        }
+        Effect::ComputeL1 => {
+            let Some(mem) = ctx.memory.get().cloned() else {
+                return notify(Level::Info, "memory is still loading…".into());
+            };
+            ctx.jobs.spawn_blocking(
+                "topics",
+                "finding topics and writing the biography",
+                move |job| {
+                    let l1 = memory::topics::compute(&mem, Some(job))?;
+                    Ok(serde_json::json!({
+                        "topics": l1.topics.len(),
+                        "entities": l1.entities.len(),
+                    }))
+                },
+            );
+            Vec::new()
+        }
+        Effect::QueryMemories {
+            seq,
+            query,
+            debounce,
+        } => {
+            ctx.memory_seq.store(seq, Ordering::SeqCst);
+            let latest = ctx.memory_seq.clone();
+            let run = move |mem: &Memories| {
+                if latest.load(Ordering::SeqCst) != seq {
+                    return Vec::new();
+                }
+                let (rows, total, error) = match app::memory::read_rows(mem, &query) {
+                    Ok((rows, total)) => (rows, total, None),
+                    Err(e) => (Vec::new(), 0, Some(format!("memory search failed: {e}"))),
+                };
+                vec![Action::MemoryRows {
+                    seq,
+                    rows,
+                    total,
+                    error,
+                }]
+            };
+            background(ctx, debounce.then_some(SEARCH_DEBOUNCE), run)
+        }
+        Effect::ShowMemory(id) => background(ctx, None, move |mem| {
+            let found = mem
+                .resolve(&id)
+                .and_then(|id| app::memory::read_detail(mem, id));
+            match found {
+                Ok(d) => vec![Action::MemoryDetail(Box::new(d.detail))],
+                Err(e) => vec![Action::MemoryFailed(e.to_string())],
+            }
+        }),
+        Effect::MemorySource(id) => {
+            background(ctx, None, move |mem| {
+                match app::memory::read_source(mem, id) {
+                    Ok(s) => vec![Action::MemorySourceShown(Box::new(s))],
+                    Err(e) => vec![Action::MemoryFailed(e.to_string())],
+                }
+            })
+        }
+        Effect::PinMemory(id, pinned) => background(ctx, None, move |mem| {
+            let done = mem
+                .set_pinned(id, pinned)
+                .and_then(|_| app::memory::read_detail(mem, id));
+            match done {
+                Ok(d) => {
+                    let note = format!(
+                        "{} {}",
+                        if pinned { "pinned" } else { "unpinned" },
+                        memory::show_id(id)
+                    );
+                    vec![Action::MemoryChanged {
+                        detail: Box::new(d),
+                        note,
+                    }]
+                }
+                Err(e) => vec![Action::MemoryFailed(e.to_string())],
+            }
+        }),
+        Effect::SaveMemory(id, text) => background(ctx, None, move |mem| {
+            let done = mem
+                .edit(id, None, text)
+                .and_then(|_| app::memory::read_detail(mem, id));
+            match done {
+                Ok(d) => vec![Action::MemoryChanged {
+                    detail: Box::new(d),
+                    note: format!(
+                        "saved {}: re-embedded, and kept as you wrote it",
+                        memory::show_id(id)
+                    ),
+                }],
+                Err(e) => vec![Action::MemoryFailed(format!("saving failed: {e}"))],
+            }
+        }),
+        Effect::ForgetMemory(id) => background(ctx, None, move |mem| match mem.forget(id) {
+            Ok(m) => {
+                let sources = m
+                    .provenance
+                    .iter()
+                    .filter(|p| p.message_key().is_some())
+                    .count();
+                let note = if sources > 0 {
+                    format!(
+                        "forgot {} {}: its {sources} source messages are left out of training from now on",
+                        m.kind.name(),
+                        memory::show_id(id)
+                    )
+                } else {
+                    format!("forgot {} {}", m.kind.name(), memory::show_id(id))
+                };
+                vec![Action::MemoryForgotten { id, note }]
+            }
+            Err(e) => vec![Action::MemoryFailed(format!("forgetting failed: {e}"))],
+        }),
+        Effect::ReadL1 => background(ctx, None, |mem| {
+            match memory::topics::L1::load(mem.store()) {
+                Ok(l1) => vec![Action::MemoryL1(l1.map(Box::new))],
+                Err(e) => vec![Action::MemoryFailed(format!("reading topics failed: {e}"))],
+            }
+        }),
+        Effect::ReadRows(ids) => {
+            background(ctx, None, move |mem| {
+                match app::memory::read_rows_of(mem, &ids) {
+                    Ok(rows) => vec![Action::MemoryTopicRows(rows)],
+                    Err(e) => vec![Action::MemoryFailed(e.to_string())],
+                }
+            })
+        }
     }
 }
 
@@ -477,6 +653,33 @@ fn change_checkin(ctx: &Ctx, id: &str, snooze: bool) -> Vec<Action> {
     out
 }
 
+/// Run `work` on the open memory off the event loop (after `delay`), and send
+/// the actions it returns back to the loop.
+fn background(
+    ctx: &Ctx,
+    delay: Option<Duration>,
+    work: impl FnOnce(&Memories) -> Vec<Action> + Send + 'static,
+) -> Vec<Action> {
+    let Some(mem) = ctx.memory.get().cloned() else {
+        return vec![Action::Notify(app::Notification {
+            level: Level::Info,
+            text: "memory is still loading…".into(),
+        })];
+    };
+    let tx = ctx.actions.clone();
+    tokio::spawn(async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Ok(actions) = tokio::task::spawn_blocking(move || work(&mem)).await {
+            for a in actions {
+                let _ = tx.send(a);
+            }
+        }
+    });
+    Vec::new()
+}
+
 fn draw(
     term: &mut Terminal<CrosstermBackend<io::Stdout>>,
     state: &State,
@@ -498,6 +701,26 @@ fn terminal_action(
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => {
             let key = Key::from_event(k)?;
+            if state.confirm.is_some() {
+                // A question waits: only its answers act.
+                return match keymap.resolve(&[Mode::Confirm], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending | Resolved::Unbound => None,
+                };
+            }
+            if state.memory.editing.is_some() && state.focus == app::Pane::Memory {
+                // Typing goes into the editor; only its own keys act.
+                return match keymap.resolve(&[Mode::Editor], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending => None,
+                    Resolved::Unbound => match key.code {
+                        keymap::Code::Char(c) if !key.ctrl && !key.alt => {
+                            Some(Action::EditorInsert(c))
+                        }
+                        _ => None,
+                    },
+                };
+            }
             if state.prompt.is_some() {
                 // Typing goes into the prompt; only its own keys act.
                 return match keymap.resolve(&[Mode::Prompt], pending, key) {

@@ -103,11 +103,14 @@ pub fn render(frame: &mut Frame, state: &State, view: &View) {
         render_pane(frame, *pane, *rect, state, view);
     }
     render_status(frame, a.status, state, view);
-    if let Some(prompt) = &state.prompt {
+    if let Some(prompt) = state.prompt.as_ref().filter(|p| !p.purpose.inline()) {
         render_prompt(frame, area, prompt, view);
     }
     if state.checkins.view.is_some() {
         panes::checkins::render_overlay(frame, area, state, view);
+    }
+    if let Some(confirm) = &state.confirm {
+        render_confirm(frame, area, confirm, view);
     }
     if state.help {
         render_help(frame, area, state, view);
@@ -165,6 +168,49 @@ fn render_prompt(frame: &mut Frame, area: Rect, prompt: &crate::app::Prompt, vie
     );
 }
 
+/// A yes/no question in the middle of the screen.
+fn render_confirm(frame: &mut Frame, area: Rect, confirm: &crate::app::Confirm, view: &View) {
+    let t = view.theme;
+    let hint = [(Action::ConfirmYes, "yes"), (Action::ConfirmNo, "no")]
+        .iter()
+        .filter_map(|(a, what)| {
+            view.keymap
+                .key_for(Mode::Confirm, a)
+                .map(|k| format!("{k} {what}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let w = area.width.saturating_sub(4).min(64);
+    let inner = w.saturating_sub(4).max(1) as usize;
+    let mut lines = vec![Line::styled(confirm.question.clone(), t.get("ui.text.em"))];
+    for d in &confirm.detail {
+        lines.extend(
+            panes::wrap(d, inner)
+                .into_iter()
+                .map(|l| Line::styled(l, t.get("ui.text"))),
+        );
+    }
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.get("ui.border.focus"))
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(" Are you sure? ", t.get("ui.title.focus")))
+        .title_bottom(Span::styled(format!(" {hint} "), t.get("ui.text.dim")));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(block).style(t.get("ui.text")),
+        rect,
+    );
+}
+
 fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &View) {
     let t = view.theme;
     let focused = pane == state.focus;
@@ -199,7 +245,7 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
     }
     let mut scroll = scroll_of(pane, state, lines.len() as u16, inner.height);
     // A list with a selection scrolls to keep the selected line in view.
-    if let Some(line) = panes::selected_line(pane, state) {
+    if let Some(line) = panes::selected_line(pane, state, rect.width.saturating_sub(4)) {
         let line = line as u16;
         scroll = scroll
             .min(line)
@@ -264,6 +310,9 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
             t.get("ui.statusbar.job"),
         ));
     }
+    if state.memory.status == crate::app::memory::MemoryStatus::Loading {
+        spans.push(Span::styled("⟳ loading memory ", t.get("ui.statusbar.job")));
+    }
     for job in state.jobs.values().filter(|j| j.kind != "checkin") {
         let pct = job
             .fraction()
@@ -310,6 +359,11 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         modes.push(Mode::Compose);
     }
     modes.push(Mode::Checkins);
+    match state.focus {
+        Pane::Ingest => modes.push(Mode::Prompt),
+        Pane::Memory => modes.extend([Mode::Prompt, Mode::Editor, Mode::Confirm]),
+        _ => {}
+    }
     modes.push(Mode::Help);
     for mode in modes {
         let entries = view.keymap.help(mode);
@@ -321,6 +375,9 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
             Mode::Help => "In this help".to_string(),
             Mode::Compose => "While typing a message".to_string(),
             Mode::Checkins => "In the Check-ins view".to_string(),
+            Mode::Prompt => "Typing in a box".to_string(),
+            Mode::Editor => "In the editor".to_string(),
+            Mode::Confirm => "When asked to confirm".to_string(),
             m => format!("In {}", m.name()),
         };
         if !lines.is_empty() {

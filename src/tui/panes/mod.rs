@@ -21,7 +21,7 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
     };
     match pane {
         Pane::Ingest => ingest::lines(state, report, view, width),
-        Pane::Memory => memory::lines(report, t),
+        Pane::Memory => memory::lines(state, report, view, width),
         Pane::Training => training::lines(report, t),
         Pane::Chat => {
             let mut out = checkins::opening_lines(state, t);
@@ -51,15 +51,53 @@ pub fn status(state: &State) -> Option<String> {
 }
 
 /// The line a pane's selection is on, to keep it in view.
-pub fn selected_line(pane: Pane, state: &State) -> Option<usize> {
+/// The line a pane's selection is on, to keep it in view (lines `width` wide).
+pub fn selected_line(pane: Pane, state: &State, width: u16) -> Option<usize> {
     match pane {
         Pane::Ingest => state
             .contacts
             .as_ref()
             .map(|v| ingest::CONTACTS_HEADER + v.selected),
         Pane::Chat => state.chat.sessions.as_ref().map(|v| 2 + v.selected),
+        Pane::Memory => memory::selected_line(state, width),
         _ => None,
     }
+}
+
+/// Word-wrap `s` to lines of at most `width` characters (longer words are cut);
+/// line breaks in `s` are kept.
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    for para in s.split('\n') {
+        let mut line = String::new();
+        let mut len = 0;
+        for word in para.split_whitespace() {
+            let mut word: Vec<char> = word.chars().collect();
+            while word.len() > width {
+                if len > 0 {
+                    out.push(std::mem::take(&mut line));
+                    len = 0;
+                }
+                out.push(word.drain(..width).collect());
+            }
+            if word.is_empty() {
+                continue;
+            }
+            if len > 0 && len + 1 + word.len() > width {
+                out.push(std::mem::take(&mut line));
+                len = 0;
+            }
+            if len > 0 {
+                line.push(' ');
+                len += 1;
+            }
+            len += word.len();
+            line.extend(word);
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// `  label      123` with the number highlighted.
