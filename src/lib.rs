@@ -19,4 +19,5 @@ pub mod paths;
 pub mod pii;
 pub mod status;
 pub mod store;
+pub mod train;
 pub mod tui;

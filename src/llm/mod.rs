@@ -7,6 +7,7 @@
 //! [`GenerateRequest`], training hands its adapter to [`Engine::set_adapter`].
 
 pub mod chat;
+pub mod direct;
 pub mod engine;
 pub mod gguf;
 pub mod prompt;

@@ -1,0 +1,91 @@
+//! The trained LoRA as a GGUF adapter that llama.cpp loads over the unchanged
+//! base: `general.architecture` the base's, `general.type = adapter`,
+//! `adapter.type = lora`, `adapter.lora.alpha`, and f32 tensors
+//! `<base tensor>.lora_a` (ggml ne `[in, r]`, i.e. PEFT's `[r, in]`) and
+//! `.lora_b` (ne `[r, out]`, PEFT's `[out, r]`).
+
+use std::path::Path;
+
+use super::TrainError;
+use super::lora::Lora;
+use super::model::Model;
+use crate::llm::gguf::{Value, Writer};
+
+/// Write `lora` (trained on a base of `architecture`) as a GGUF adapter at `path`.
+pub fn export(lora: &Lora, architecture: &str, name: &str, path: &Path) -> Result<(), TrainError> {
+    let mut w = Writer::new();
+    w.kv("general.architecture", Value::Str(architecture.into()))
+        .kv("general.type", Value::Str("adapter".into()))
+        .kv("general.name", Value::Str(name.into()))
+        .kv("adapter.type", Value::Str("lora".into()))
+        .kv("adapter.lora.alpha", Value::F32(lora.config.alpha as f32));
+    for p in &lora.pairs {
+        for (suffix, var) in [("lora_a", &p.a), ("lora_b", &p.b)] {
+            let t = var.as_tensor();
+            let (rows, cols) = t.dims2()?;
+            let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            // Row-major `[rows, cols]` is ggml's ne `[cols, rows]`.
+            w.tensor_f32(
+                &format!("{}.{suffix}", p.base),
+                &[cols as u64, rows as u64],
+                &data,
+            );
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    // Written beside and renamed, so a reader never sees half an adapter.
+    let tmp = path.with_extension("gguf.partial");
+    w.write(&tmp)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Write the base model, every tensor dequantized to f32 and `lora` (if any)
+/// merged in (`W + alpha / r * B A`), as a new GGUF at `out`: what llama.cpp
+/// computes with base + adapter as one model, and an exact reference for
+/// comparing our forward pass with llama.cpp's.
+pub fn write_f32(model: &Model, lora: Option<&Lora>, out: &Path) -> Result<(), TrainError> {
+    use candle_core::quantized::gguf_file;
+    let path = &model.path;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| TrainError::Io { path: p, source }
+    };
+    let bad = |why: String| TrainError::BadModel {
+        path: path.clone(),
+        why,
+    };
+    let header = crate::llm::gguf::Gguf::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut w = Writer::new();
+    for (k, v) in &header.metadata {
+        let v = if k == "general.file_type" {
+            Value::U32(0)
+        } else {
+            v.clone()
+        };
+        w.kv(k, v);
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io(path))?);
+    let content = gguf_file::Content::read(&mut reader)?;
+    let cpu = candle_core::Device::Cpu;
+    for info in &header.tensors {
+        let name = &info.name;
+        let mut t = content.tensor(&mut reader, name, &cpu)?.dequantize(&cpu)?;
+        if let Some(p) = lora.and_then(|l| l.pairs.iter().find(|p| &p.base == name)) {
+            let l = lora.expect("found in it");
+            let ba = p.b.as_tensor().matmul(p.a.as_tensor())?.to_device(&cpu)?;
+            t = (t + (ba * (l.config.alpha / l.config.rank as f64))?)?;
+        }
+        let data: Vec<f32> = t.flatten_all()?.to_vec1()?;
+        w.tensor_f32(name, &info.dims, &data);
+    }
+    w.write(out).map_err(io(out))
+}
