@@ -6,9 +6,11 @@
 //! The path and its reasons: `../shared/DESIGN.md`, "Fine-tuning path".
 
 pub mod adapter;
+pub mod dataset;
 pub mod lora;
 pub mod model;
 pub mod optim;
+pub mod registry;
 pub mod trainer;
 
 use std::path::PathBuf;
