@@ -84,6 +84,28 @@ pub enum Command {
         #[arg(value_name = "MESSAGE")]
         message: Option<String>,
     },
+    /// Training sets cut from your conversations (`dataset build` makes one for `twin train`)
+    Dataset {
+        #[command(subcommand)]
+        action: DatasetAction,
+    },
+    /// Fine-tune a LoRA adapter on the latest training set (see [train] in `twin config`)
+    Train {
+        /// The base model: a .gguf file name in the models folder or a path (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
+        /// Optimizer steps (default: train.steps)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Continue the last stopped run from its last checkpoint
+        #[arg(long)]
+        resume: bool,
+    },
+    /// The trained adapters: list them, activate one for chat, deactivate, delete
+    Adapters {
+        #[command(subcommand)]
+        action: Option<AdaptersAction>,
+    },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
         /// Print a commented config.toml with every key at its default
@@ -99,6 +121,28 @@ pub enum Command {
     },
     /// Print the man page in roff (e.g. `twin man | man -l -`)
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetAction {
+    /// Build a training set from the stored conversations with the base model's template and tokenizer
+    Build {
+        /// The base model whose tokenizer is used (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdaptersAction {
+    /// Every adapter with its provenance (the default)
+    List,
+    /// Chat with adapter ID
+    Activate { id: String },
+    /// Chat with the bare model
+    Deactivate,
+    /// Forget adapter ID and delete its file
+    Delete { id: String },
 }
 
 /// Parse the command line and run; returns the process exit code.
@@ -298,6 +342,45 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 chat::run(ctx, engine, &system, input)
             })
         }
+        Command::Dataset {
+            action: DatasetAction::Build { base },
+        } => {
+            let setup = match train_setup(&config, &paths, base, None) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "building the training set", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::build_dataset(&store, &setup, ctx)
+            })
+        }
+        Command::Train {
+            base,
+            steps,
+            resume,
+        } => {
+            let setup = match train_setup(&config, &paths, base, steps) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "training a LoRA adapter", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::train(&store, &setup, resume, ctx)
+            })
+        }
+        Command::Adapters { action } => {
+            use crate::train::run::AdaptersCmd;
+            let cmd = match action.unwrap_or(AdaptersAction::List) {
+                AdaptersAction::List => AdaptersCmd::List,
+                AdaptersAction::Activate { id } => AdaptersCmd::Activate(id),
+                AdaptersAction::Deactivate => AdaptersCmd::Deactivate,
+                AdaptersAction::Delete { id } => AdaptersCmd::Delete(id),
+            };
+            batch::run(output, kind, "reading the adapters", move |_| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::adapters(&store, &cmd)
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -339,10 +422,30 @@ fn command_name(c: &Command) -> &'static str {
         Command::Models => "models",
         Command::Chat { .. } => "chat",
         Command::Config { .. } => "config",
+        Command::Dataset { .. } => "dataset",
+        Command::Train { .. } => "train",
+        Command::Adapters { .. } => "adapters",
         Command::Doctor => "doctor",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
     }
+}
+
+/// `[train]` with the command line's overrides.
+fn train_setup(
+    config: &Loaded,
+    paths: &Paths,
+    base: Option<String>,
+    steps: Option<u64>,
+) -> Result<crate::train::run::Setup, String> {
+    let mut c = config.config.clone();
+    if let Some(b) = base {
+        c.train.base = b;
+    }
+    if let Some(n) = steps {
+        c.train.steps = n.min(i64::MAX as u64) as i64;
+    }
+    crate::train::run::Setup::new(&c, paths, &config.models_dir(paths))
 }
 
 fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {

@@ -35,6 +35,9 @@ pub enum Action {
     MarkContact,
     MergeContacts,
     SplitContact,
+    BuildDataset,
+    StartTraining,
+    ResumeTraining,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
@@ -69,6 +72,9 @@ pub enum Action {
     /// Fresh sources, activity and identity for the Ingest pane.
     #[serde(skip)]
     IngestOverview(Box<crate::ingest::overview::IngestOverview>),
+    /// Fresh training sets, runs and adapters for the Training pane.
+    #[serde(skip)]
+    TrainingOverview(Box<crate::train::registry::TrainingOverview>),
 }
 
 impl Action {
@@ -113,6 +119,18 @@ impl Action {
         (
             Action::SplitContact,
             "split a name off the selected contact",
+        ),
+        (
+            Action::BuildDataset,
+            "build a training set from your conversations",
+        ),
+        (
+            Action::StartTraining,
+            "train a LoRA adapter on the latest training set",
+        ),
+        (
+            Action::ResumeTraining,
+            "resume the last stopped training run from its checkpoint",
         ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

@@ -7,6 +7,6 @@ mod update;
 
 pub use action::Action;
 pub use state::{
-    ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
+    ContactsView, CurvePoint, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
 };
 pub use update::{Effect, update};

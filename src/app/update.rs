@@ -22,6 +22,12 @@ pub enum Effect {
     SplitContact(Id, String),
     /// Merge this contact into "me".
     ConfirmMe(Id),
+    /// Build a training set from the store.
+    BuildDataset,
+    /// Train on the latest set (`resume`: continue the last stopped run).
+    StartTraining {
+        resume: bool,
+    },
 }
 
 /// The only place state changes.
@@ -212,12 +218,33 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 }
             }
         }
+        Action::BuildDataset | Action::StartTraining | Action::ResumeTraining => {
+            if state
+                .jobs
+                .values()
+                .any(|j| j.kind == "train" || j.kind == "dataset")
+            {
+                state.notify(Level::Info, "training is already busy; esc cancels it");
+            } else {
+                state.focus = Pane::Training;
+                return vec![match action {
+                    Action::BuildDataset => Effect::BuildDataset,
+                    a => Effect::StartTraining {
+                        resume: a == Action::ResumeTraining,
+                    },
+                }];
+            }
+        }
+        Action::TrainingOverview(o) => state.training = Some(*o),
         Action::IngestOverview(o) => state.ingest = Some(*o),
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
         Action::Notify(n) => state.notify(n.level, n.text),
         Action::Job(ev) => match ev.body {
             JobBody::Started { title } => {
+                if ev.job == "train" {
+                    state.train_curve.clear();
+                }
                 state.jobs.insert(
                     ev.id,
                     JobView {
@@ -236,7 +263,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 total,
                 unit,
                 rate,
+                metrics,
             } => {
+                if ev.job == "train" && !metrics.is_empty() {
+                    state
+                        .train_curve
+                        .push(crate::app::CurvePoint::from_metrics(done, &metrics));
+                }
                 if let Some(j) = state.jobs.get_mut(&ev.id) {
                     (j.done, j.total, j.unit, j.rate) = (done, total, unit, rate);
                 }
@@ -399,6 +432,7 @@ mod tests {
                     total: Some(10),
                     unit: "messages".into(),
                     rate: None,
+                    metrics: Vec::new(),
                 },
             ),
         );

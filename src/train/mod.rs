@@ -11,6 +11,7 @@ pub mod lora;
 pub mod model;
 pub mod optim;
 pub mod registry;
+pub mod run;
 pub mod trainer;
 
 use std::path::PathBuf;

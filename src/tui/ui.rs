@@ -192,10 +192,19 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
             .max((line + 1).saturating_sub(inner.height));
     }
     let p = Paragraph::new(lines)
-        .block(block)
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0));
-    frame.render_widget(p, rect);
+    frame.render_widget(block, rect);
+    // A training run's loss chart sits above the pane's text when there is room.
+    let chart_rows = panes::training::CHART_ROWS;
+    if pane == Pane::Training && !state.train_curve.is_empty() && inner.height > chart_rows + 4 {
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(chart_rows), Constraint::Min(1)]).areas(inner);
+        panes::training::chart(frame, top, &state.train_curve, t);
+        frame.render_widget(p, rest);
+    } else {
+        frame.render_widget(p, inner);
+    }
 }
 
 fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {

@@ -3,7 +3,7 @@
 mod chat;
 mod ingest;
 mod memory;
-mod training;
+pub mod training;
 
 use ratatui::text::{Line, Span};
 
@@ -21,7 +21,7 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
     match pane {
         Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(report, t),
-        Pane::Training => training::lines(report, t),
+        Pane::Training => training::lines(state, report, t),
         Pane::Chat => chat::lines(report, t),
     }
 }
