@@ -235,21 +235,23 @@ fn the_exported_adapter_is_what_llama_cpp_applies() {
         .logits(&tokens)
         .unwrap();
 
+    // Differences as a share of the largest logit (f32 summation order differs).
+    let scale = with_adapter.iter().fold(1f32, |m, x| m.max(x.abs()));
     let max_diff = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0f32, f32::max)
     };
-    let d_merged = max_diff(&with_adapter, &merged_logits);
-    let d_ours = max_diff(&with_adapter, &ours_adapted);
-    let d_plain = max_diff(&with_adapter, &plain);
+    let d_merged = max_diff(&with_adapter, &merged_logits) / scale;
+    let d_ours = max_diff(&with_adapter, &ours_adapted) / scale;
+    let d_plain = max_diff(&with_adapter, &plain) / scale;
     eprintln!(
         "adapter vs merged {d_merged:.2e}, vs ours {d_ours:.2e}, vs plain base {d_plain:.2e}"
     );
-    assert!(d_merged < 1e-3, "{d_merged}");
-    assert!(d_ours < 1e-3, "{d_ours}");
-    assert!(d_plain > 1e-2, "the adapter changes nothing: {d_plain}");
+    assert!(d_merged < 1e-4, "{d_merged}");
+    assert!(d_ours < 1e-4, "{d_ours}");
+    assert!(d_plain > 1e-3, "the adapter changes nothing: {d_plain}");
 }
 
 #[test]

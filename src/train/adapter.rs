@@ -64,17 +64,30 @@ pub fn write_f32(model: &Model, lora: Option<&Lora>, out: &Path) -> Result<(), T
         why,
     };
     let header = crate::llm::gguf::Gguf::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io(path))?);
+    let content = gguf_file::Content::read(&mut reader)?;
     let mut w = Writer::new();
     for (k, v) in &header.metadata {
-        let v = if k == "general.file_type" {
-            Value::U32(0)
-        } else {
-            v.clone()
+        let v = match v {
+            _ if k == "general.file_type" => Value::U32(0),
+            // Our reader keeps only the length of long arrays (the vocabulary):
+            // take their items from candle's, the element type from ours.
+            Value::Array { elem, len, items } if (items.len() as u64) < *len => {
+                let full = content
+                    .metadata
+                    .get(k)
+                    .and_then(|c| c.to_vec().ok())
+                    .ok_or_else(|| bad(format!("metadata {k} cannot be read")))?;
+                Value::Array {
+                    elem: *elem,
+                    len: *len,
+                    items: full.iter().map(from_candle).collect(),
+                }
+            }
+            v => v.clone(),
         };
         w.kv(k, v);
     }
-    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io(path))?);
-    let content = gguf_file::Content::read(&mut reader)?;
     let cpu = candle_core::Device::Cpu;
     for info in &header.tensors {
         let name = &info.name;
@@ -88,4 +101,30 @@ pub fn write_f32(model: &Model, lora: Option<&Lora>, out: &Path) -> Result<(), T
         w.tensor_f32(name, &info.dims, &data);
     }
     w.write(out).map_err(io(out))
+}
+
+fn from_candle(v: &candle_core::quantized::gguf_file::Value) -> Value {
+    use candle_core::quantized::gguf_file::Value as C;
+    match v {
+        C::U8(x) => Value::U8(*x),
+        C::I8(x) => Value::I8(*x),
+        C::U16(x) => Value::U16(*x),
+        C::I16(x) => Value::I16(*x),
+        C::U32(x) => Value::U32(*x),
+        C::I32(x) => Value::I32(*x),
+        C::U64(x) => Value::U64(*x),
+        C::I64(x) => Value::I64(*x),
+        C::F32(x) => Value::F32(*x),
+        C::F64(x) => Value::F64(*x),
+        C::Bool(x) => Value::Bool(*x),
+        C::String(x) => Value::Str(x.clone()),
+        C::Array(items) => {
+            let items: Vec<Value> = items.iter().map(from_candle).collect();
+            Value::Array {
+                elem: items.first().map_or(8, Value::type_id),
+                len: items.len() as u64,
+                items,
+            }
+        }
+    }
 }

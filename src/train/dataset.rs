@@ -331,6 +331,12 @@ pub fn build(
     let mut preview = Vec::new();
     let (mut train_convs, mut val_convs) = (HashSet::new(), HashSet::new());
     let total = kept.len() as u64;
+    let conversations: HashSet<u64> = kept
+        .iter()
+        .filter(|s| s.strategy != Strategy::SelfQa)
+        .map(|s| s.conversation)
+        .collect();
+    let held = held_out(&conversations, opts);
     for (i, s) in kept.iter().enumerate() {
         ctx.check_cancelled()?;
         ctx.progress(i as u64 + 1, Some(total), "examples");
@@ -343,7 +349,7 @@ pub fn build(
         }
         stats.tokens += e.tokens.len() as u64;
         stats.learned_tokens += e.learned() as u64;
-        if held_out(s.conversation, opts) {
+        if held.contains(&s.conversation) {
             val_convs.insert(s.conversation);
             val.push(e);
         } else {
@@ -412,13 +418,26 @@ fn fit(tok: &Direct, system: &str, s: &Sample, max: usize) -> anyhow::Result<Opt
     }
 }
 
-/// Whether `conversation` is in the validation share (by a hash of its id and
-/// the seed, so the split is stable and never splits a conversation).
-fn held_out(conversation: u64, opts: &Options) -> bool {
-    let mut h = Xxh3::new();
-    h.update(&conversation.to_le_bytes());
-    h.update(&opts.seed.to_le_bytes());
-    (h.digest() % 10_000) as f64 / 10_000.0 < opts.validation
+/// The conversations held out for validation: `validation` of them (at least
+/// one when there are two or more), chosen by a hash of each id and the seed,
+/// so the split is stable and never cuts a conversation in two.
+fn held_out(conversations: &HashSet<u64>, opts: &Options) -> HashSet<u64> {
+    let mut ranked: Vec<(u64, u64)> = conversations
+        .iter()
+        .map(|&c| {
+            let mut h = Xxh3::new();
+            h.update(&c.to_le_bytes());
+            h.update(&opts.seed.to_le_bytes());
+            (h.digest(), c)
+        })
+        .collect();
+    ranked.sort_unstable();
+    let n = ranked.len();
+    let mut k = (n as f64 * opts.validation).round() as usize;
+    if opts.validation > 0.0 && n >= 2 {
+        k = k.clamp(1, n - 1);
+    }
+    ranked.into_iter().take(k).map(|(_, c)| c).collect()
 }
 
 fn content_hash(train: &[Example], val: &[Example]) -> String {
@@ -512,19 +531,24 @@ mod tests {
 
     #[test]
     fn the_split_is_by_conversation_and_stable() {
-        let opts = Options {
+        let mut opts = Options {
             strategies: vec![],
             max_tokens: 64,
             validation: 0.3,
             system_prompt: String::new(),
             seed: 1,
         };
-        let held: Vec<bool> = (0..1000).map(|c| held_out(c, &opts)).collect();
-        let n = held.iter().filter(|h| **h).count();
-        assert!((200..400).contains(&n), "{n}");
-        assert_eq!(
-            held,
-            (0..1000).map(|c| held_out(c, &opts)).collect::<Vec<_>>()
-        );
+        let all: HashSet<u64> = (0..1000).collect();
+        let held = held_out(&all, &opts);
+        assert_eq!(held.len(), 300);
+        assert_eq!(held, held_out(&all, &opts));
+        // A few conversations still give a validation set, never all of them.
+        opts.validation = 0.1;
+        let few: HashSet<u64> = (0..3).collect();
+        assert_eq!(held_out(&few, &opts).len(), 1);
+        let one: HashSet<u64> = [7].into();
+        assert!(held_out(&one, &opts).is_empty());
+        opts.validation = 0.0;
+        assert!(held_out(&few, &opts).is_empty());
     }
 }

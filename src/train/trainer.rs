@@ -306,7 +306,7 @@ fn permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9).wrapping_add(epoch));
     let mut p: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         p.swap(i, j);
     }
     p
