@@ -141,6 +141,28 @@ pub enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = 7, requires = "list")]
         days: i64,
     },
+    /// Training sets cut from your conversations (`dataset build` makes one for `twin train`)
+    Dataset {
+        #[command(subcommand)]
+        action: DatasetAction,
+    },
+    /// Fine-tune a LoRA adapter on the latest training set (see [train] in `twin config`)
+    Train {
+        /// The base model: a .gguf file name in the models folder or a path (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
+        /// Optimizer steps (default: train.steps)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Continue the last stopped run from its last checkpoint
+        #[arg(long)]
+        resume: bool,
+    },
+    /// The trained adapters: list them, activate one for chat, deactivate, delete
+    Adapters {
+        #[command(subcommand)]
+        action: Option<AdaptersAction>,
+    },
     /// The effective configuration: every key, its value, default and where it came from
     Config {
         /// Print a commented config.toml with every key at its default
@@ -197,6 +219,16 @@ pub enum IndexAction {
     Rebuild {
         #[arg(long)]
         reembed: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetAction {
+    /// Build a training set from the stored conversations with the base model's template and tokenizer
+    Build {
+        /// The base model whose tokenizer is used (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
     },
 }
 
@@ -284,6 +316,18 @@ pub enum ForgetWhat {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdaptersAction {
+    /// Every adapter with its provenance (the default)
+    List,
+    /// Chat with adapter ID
+    Activate { id: String },
+    /// Chat with the bare model
+    Deactivate,
+    /// Forget adapter ID and delete its file
+    Delete { id: String },
 }
 
 /// Parse the command line and run; returns the process exit code.
@@ -758,6 +802,45 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 Ok(Printed(serde_json::to_value(&r)?, r.to_string()))
             })
         }
+        Command::Dataset {
+            action: DatasetAction::Build { base },
+        } => {
+            let setup = match train_setup(&config, &paths, base, None) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "building the training set", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::build_dataset(&store, &setup, ctx)
+            })
+        }
+        Command::Train {
+            base,
+            steps,
+            resume,
+        } => {
+            let setup = match train_setup(&config, &paths, base, steps) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "training a LoRA adapter", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::train(&store, &setup, resume, ctx)
+            })
+        }
+        Command::Adapters { action } => {
+            use crate::train::run::AdaptersCmd;
+            let cmd = match action.unwrap_or(AdaptersAction::List) {
+                AdaptersAction::List => AdaptersCmd::List,
+                AdaptersAction::Activate { id } => AdaptersCmd::Activate(id),
+                AdaptersAction::Deactivate => AdaptersCmd::Deactivate,
+                AdaptersAction::Delete { id } => AdaptersCmd::Delete(id),
+            };
+            batch::run(output, kind, "reading the adapters", move |_| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::adapters(&store, &cmd)
+            })
+        }
         Command::Status => batch::run(output, kind, "reading the store", move |_| {
             let store = Store::open(&paths.store_dir())?;
             Ok(StatusReport::gather(&paths, &config, &store)?)
@@ -1025,6 +1108,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::Serve { .. } => "serve",
         Command::Config { .. } => "config",
         Command::Checkin { .. } => "checkin",
+        Command::Dataset { .. } => "dataset",
+        Command::Train { .. } => "train",
+        Command::Adapters { .. } => "adapters",
         Command::Doctor => "doctor",
         Command::Init { .. } => "init",
         Command::Encrypt => "encrypt",
@@ -1075,6 +1161,23 @@ fn confirm_forget(paths: &Paths, name: &str, zone: Zone) -> Result<bool, String>
     let mut answer = String::new();
     let _ = std::io::BufReader::new(tty).read_line(&mut answer);
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// `[train]` with the command line's overrides.
+fn train_setup(
+    config: &Loaded,
+    paths: &Paths,
+    base: Option<String>,
+    steps: Option<u64>,
+) -> Result<crate::train::run::Setup, String> {
+    let mut c = config.config.clone();
+    if let Some(b) = base {
+        c.train.base = b;
+    }
+    if let Some(n) = steps {
+        c.train.steps = n.min(i64::MAX as u64) as i64;
+    }
+    crate::train::run::Setup::new(&c, paths, &config.models_dir(paths))
 }
 
 fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {

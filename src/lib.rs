@@ -24,4 +24,5 @@ pub mod privacy;
 pub mod serve;
 pub mod status;
 pub mod store;
+pub mod train;
 pub mod tui;

@@ -140,6 +140,7 @@ fn status_bar_shows_jobs_and_notifications() {
             total: Some(1000),
             unit: "messages".into(),
             rate: Some(1500.0),
+            metrics: Vec::new(),
         }),
     );
     update(
@@ -259,6 +260,7 @@ fn ingest_pane_with_sources_activity_errors_and_a_running_import() {
             total: Some(8_000_000),
             unit: "bytes".into(),
             rate: Some(1_000_000.0),
+            metrics: Vec::new(),
         }),
     );
     insta::assert_snapshot!("ingest_busy_80x40", draw(&s, 80, 40));

@@ -37,6 +37,9 @@ pub enum Action {
     MergeContacts,
     SplitContact,
     ForgetContact,
+    BuildDataset,
+    StartTraining,
+    ResumeTraining,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
@@ -184,6 +187,9 @@ pub enum Action {
     /// A character typed into the memory editor.
     #[serde(skip)]
     EditorInsert(char),
+    /// Fresh training sets, runs and adapters for the Training pane.
+    #[serde(skip)]
+    TrainingOverview(Box<crate::train::registry::TrainingOverview>),
 }
 
 impl Action {
@@ -232,6 +238,18 @@ impl Action {
         (
             Action::ForgetContact,
             "forget the selected contact everywhere (shows what goes, asks first)",
+        ),
+        (
+            Action::BuildDataset,
+            "build a training set from your conversations",
+        ),
+        (
+            Action::StartTraining,
+            "train a LoRA adapter on the latest training set",
+        ),
+        (
+            Action::ResumeTraining,
+            "resume the last stopped training run from its checkpoint",
         ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

@@ -9,7 +9,7 @@ mod update;
 
 pub use action::Action;
 pub use state::{
-    CheckinsState, Confirm, ConfirmAction, ContactsView, JobView, LayoutMode, Notification, Pane,
-    Prompt, PromptPurpose, State,
+    CheckinsState, Confirm, ConfirmAction, ContactsView, CurvePoint, JobView, LayoutMode,
+    Notification, Pane, Prompt, PromptPurpose, State,
 };
 pub use update::{Effect, update};

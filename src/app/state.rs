@@ -98,6 +98,32 @@ impl JobView {
     }
 }
 
+/// One training step as the Training pane charts it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CurvePoint {
+    pub step: u64,
+    pub loss: f64,
+    pub val_loss: Option<f64>,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+impl CurvePoint {
+    /// From a training job's progress metrics.
+    pub fn from_metrics(step: u64, metrics: &[(String, f64)]) -> CurvePoint {
+        let get = |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        CurvePoint {
+            step,
+            loss: get("loss").unwrap_or(f64::NAN),
+            val_loss: get("val_loss"),
+            lr: get("lr").unwrap_or(0.0),
+            grad_norm: get("grad_norm").unwrap_or(0.0),
+            tokens_per_s: get("tokens_per_s").unwrap_or(0.0),
+        }
+    }
+}
+
 /// What a prompt is asking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptPurpose {
@@ -223,6 +249,10 @@ pub struct State {
     pub confirm: Option<Confirm>,
     pub contacts: Option<ContactsView>,
     pub memory: super::memory::MemoryState,
+    /// Training sets, runs and adapters in the store.
+    pub training: Option<crate::train::registry::TrainingOverview>,
+    /// The running (or last) training job's steps.
+    pub train_curve: Vec<CurvePoint>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub chat: super::chat::ChatView,
@@ -248,6 +278,8 @@ impl State {
             confirm: None,
             contacts: None,
             memory: Default::default(),
+            training: None,
+            train_curve: Vec::new(),
             pending_keys: String::new(),
             chat: Default::default(),
             checkins: CheckinsState::default(),

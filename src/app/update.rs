@@ -79,6 +79,12 @@ pub enum Effect {
     ComputeL1,
     /// Rows for these memories (a topic's examples).
     ReadRows(Vec<u64>),
+    /// Build a training set from the store.
+    BuildDataset,
+    /// Train on the latest set (`resume`: continue the last stopped run).
+    StartTraining {
+        resume: bool,
+    },
 }
 
 /// The only place state changes.
@@ -393,6 +399,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         | Action::EditorDown
         | Action::EditorHome
         | Action::EditorEnd) => return memory::update(state, action),
+        Action::BuildDataset | Action::StartTraining | Action::ResumeTraining => {
+            if state
+                .jobs
+                .values()
+                .any(|j| j.kind == "train" || j.kind == "dataset")
+            {
+                state.notify(Level::Info, "training is already busy; esc cancels it");
+            } else {
+                state.focus = Pane::Training;
+                return vec![match action {
+                    Action::BuildDataset => Effect::BuildDataset,
+                    a => Effect::StartTraining {
+                        resume: a == Action::ResumeTraining,
+                    },
+                }];
+            }
+        }
+        Action::TrainingOverview(o) => state.training = Some(*o),
         Action::IngestOverview(o) => state.ingest = Some(*o),
         // Handled by `chat::update` above.
         Action::ChatCompose
@@ -511,6 +535,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Job(ev) => match ev.body {
             JobBody::Started { title } => {
+                if ev.job == "train" {
+                    state.train_curve.clear();
+                }
                 state.jobs.insert(
                     ev.id,
                     JobView {
@@ -529,7 +556,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 total,
                 unit,
                 rate,
+                metrics,
             } => {
+                if ev.job == "train" && !metrics.is_empty() {
+                    state
+                        .train_curve
+                        .push(crate::app::CurvePoint::from_metrics(done, &metrics));
+                }
                 if let Some(j) = state.jobs.get_mut(&ev.id) {
                     (j.done, j.total, j.unit, j.rate) = (done, total, unit, rate);
                 }
@@ -724,6 +757,7 @@ mod tests {
                     total: Some(10),
                     unit: "messages".into(),
                     rate: None,
+                    metrics: Vec::new(),
                 },
             ),
         );

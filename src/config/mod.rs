@@ -399,6 +399,153 @@ pub const KEYS: &[KeySpec] = &[
         doc: "how check-ins are written: auto (the chat model in your voice when it is present, else a plain template) or template",
         env: None,
     },
+    KeySpec {
+        key: "train.base",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the base model to fine-tune: a .gguf file name in the models folder, or a path; empty means chat.model (llama architecture, e.g. SmolLM2)",
+        env: Some("TWIN_TRAIN_BASE"),
+    },
+    KeySpec {
+        key: "train.strategies",
+        kind: Kind::StrList,
+        default: "[\"conversational\", \"adaptive\", \"burst\"]",
+        doc: "how training examples are cut from your conversations: conversational (multi-turn windows), adaptive (their message, your reply), burst (your several messages in a row, kept apart), self_qa (questions about you answered from your facts, once memory holds them)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.max_tokens",
+        kind: Kind::Int { min: 16, max: 8192 },
+        default: "256",
+        doc: "longest training example in tokens; longer windows are cut to their last turns, still-longer examples are dropped",
+        env: None,
+    },
+    KeySpec {
+        key: "train.validation",
+        kind: Kind::Float { min: 0.0, max: 0.5 },
+        default: "0.1",
+        doc: "share of conversations held out for validation (split by conversation, so nothing leaks)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.rank",
+        kind: Kind::Int { min: 1, max: 256 },
+        default: "16",
+        doc: "LoRA rank r",
+        env: None,
+    },
+    KeySpec {
+        key: "train.alpha",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 4096.0,
+        },
+        default: "32.0",
+        doc: "LoRA alpha; the update is scaled by alpha / rank",
+        env: None,
+    },
+    KeySpec {
+        key: "train.targets",
+        kind: Kind::StrList,
+        default: "[\"attn_q\", \"attn_k\", \"attn_v\", \"attn_output\", \"ffn_gate\", \"ffn_up\", \"ffn_down\"]",
+        doc: "projections that get a LoRA adapter, by llama.cpp tensor name",
+        env: None,
+    },
+    KeySpec {
+        key: "train.steps",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "200",
+        doc: "optimizer steps in a run (twin train --steps N overrides)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.learning_rate",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "2e-4",
+        doc: "peak learning rate (AdamW), reached after the warmup",
+        env: None,
+    },
+    KeySpec {
+        key: "train.warmup_steps",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000,
+        },
+        default: "10",
+        doc: "steps of linear warmup before the cosine decay",
+        env: None,
+    },
+    KeySpec {
+        key: "train.min_lr_ratio",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.1",
+        doc: "the cosine schedule ends at learning_rate times this",
+        env: None,
+    },
+    KeySpec {
+        key: "train.weight_decay",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.0",
+        doc: "AdamW's decoupled weight decay",
+        env: None,
+    },
+    KeySpec {
+        key: "train.batch_size",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "1",
+        doc: "examples per forward pass",
+        env: None,
+    },
+    KeySpec {
+        key: "train.grad_accum",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "4",
+        doc: "forward passes whose gradients add up to one optimizer step",
+        env: None,
+    },
+    KeySpec {
+        key: "train.max_grad_norm",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 1000.0,
+        },
+        default: "1.0",
+        doc: "clip gradients to this global norm; 0 turns clipping off",
+        env: None,
+    },
+    KeySpec {
+        key: "train.seed",
+        kind: Kind::Int {
+            min: 0,
+            max: 4_294_967_295,
+        },
+        default: "42",
+        doc: "seed for the adapter's initial values and the data order; the same seed, data and settings reproduce a run",
+        env: None,
+    },
+    KeySpec {
+        key: "train.checkpoint_every",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "25",
+        doc: "save a checkpoint every N steps (twin train --resume continues from the last one)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.eval_every",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        default: "25",
+        doc: "validation loss every N steps; 0 only at the end",
+        env: None,
+    },
 ];
 
 /// The typed, effective configuration.
@@ -415,6 +562,7 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub privacy: PrivacyConfig,
     pub checkin: CheckinConfig,
+    pub train: TrainConfig,
 }
 
 /// `[privacy]`: who never goes into training, and the passphrase's cost.
@@ -463,6 +611,30 @@ pub struct CheckinConfig {
     pub trigger_time: String,
     pub silence_days: i64,
     pub compose: String,
+}
+
+/// `[train]`: training sets, LoRA and the optimizer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub base: String,
+    pub strategies: Vec<String>,
+    pub max_tokens: i64,
+    pub validation: f64,
+    pub rank: i64,
+    pub alpha: f64,
+    pub targets: Vec<String>,
+    pub steps: i64,
+    pub learning_rate: f64,
+    pub warmup_steps: i64,
+    pub min_lr_ratio: f64,
+    pub weight_decay: f64,
+    pub batch_size: i64,
+    pub grad_accum: i64,
+    pub max_grad_norm: f64,
+    pub seed: i64,
+    pub checkpoint_every: i64,
+    pub eval_every: i64,
 }
 
 /// `[chat]`: the chat model and how it samples.

@@ -37,6 +37,9 @@ pub enum JobBody {
         total: Option<u64>,
         unit: String,
         rate: Option<f64>,
+        /// Named measurements of this unit of work (training: loss, lr,
+        /// grad_norm, tokens_per_s, ...); omitted from JSON when empty.
+        metrics: Vec<(String, f64)>,
     },
     Log {
         level: Level,
@@ -119,11 +122,19 @@ impl Serialize for JobEvent {
                 total,
                 unit,
                 rate,
+                metrics,
             } => {
                 m.serialize_entry("done", done)?;
                 m.serialize_entry("total", total)?;
                 m.serialize_entry("unit", unit)?;
                 m.serialize_entry("rate", &rate.map(|r| (r * 10.0).round() / 10.0))?;
+                if !metrics.is_empty() {
+                    let map: serde_json::Map<String, serde_json::Value> = metrics
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                        .collect();
+                    m.serialize_entry("metrics", &map)?;
+                }
             }
             JobBody::Log { level, message } => {
                 m.serialize_entry("level", level)?;
@@ -212,6 +223,23 @@ impl JobCtx {
             total,
             unit: unit.to_string(),
             rate,
+            metrics: Vec::new(),
+        });
+    }
+
+    /// Report `done` of `total` `unit`s with measurements of that unit (a
+    /// training step's loss, learning rate, ...). Never throttled: each is a
+    /// point on a curve.
+    pub fn measure(&self, done: u64, total: Option<u64>, unit: &str, metrics: &[(&str, f64)]) {
+        let now = Instant::now();
+        self.last_progress.set(Some(now));
+        let secs = (now - self.started).as_secs_f64();
+        self.send(JobBody::Progress {
+            done,
+            total,
+            unit: unit.to_string(),
+            rate: (secs > 0.0).then(|| done as f64 / secs),
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         });
     }
 
@@ -482,6 +510,23 @@ mod tests {
     }
 
     #[test]
+    fn measurements_ride_on_progress_unthrottled() {
+        let (ctx, mut rx, _) = JobCtx::detached("train");
+        ctx.measure(1, Some(2), "steps", &[("loss", 2.5)]);
+        ctx.measure(2, Some(2), "steps", &[("loss", 2.0), ("lr", 0.001)]);
+        let lines: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].ends_with(r#""unit":"steps","rate":null,"metrics":{"loss":2.0,"lr":0.001}}"#)
+                || lines[1].contains(r#""metrics":{"loss":2.0,"lr":0.001}}"#),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
     fn progress_serializes_with_unit_and_rate() {
         let ev = JobEvent {
             id: 2,
@@ -491,6 +536,7 @@ mod tests {
                 total: None,
                 unit: "files".into(),
                 rate: Some(2.345),
+                metrics: Vec::new(),
             },
         };
         assert_eq!(

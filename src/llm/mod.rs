@@ -11,6 +11,7 @@
 
 pub mod chat;
 pub mod conversation;
+pub mod direct;
 pub mod engine;
 pub mod gguf;
 pub mod openai;

@@ -102,6 +102,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     }
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
+    state.training = Some(crate::train::registry::overview(&store)?);
     let (jobs, mut job_events) = Jobs::new();
     let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
     state.chat.model = Some(engine.model.clone());
@@ -248,12 +249,18 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
         Effect::RefreshOverview => {
             let status = StatusReport::gather(&ctx.paths, &ctx.config, &ctx.store);
             let ingest = overview::gather(&ctx.store);
-            match (status, ingest) {
-                (Ok(s), Ok(i)) => vec![
+            let training = crate::train::registry::overview(&ctx.store);
+            match (status, ingest, training) {
+                (Ok(s), Ok(i), Ok(t)) => vec![
                     Action::Overview(Box::new(s)),
                     Action::IngestOverview(Box::new(i)),
+                    Action::TrainingOverview(Box::new(t)),
                 ],
-                (Err(e), _) | (_, Err(e)) => {
+                (_, _, Err(e)) => notify(
+                    Level::Error,
+                    format!("reading the training runs failed: {e:#}"),
+                ),
+                (Err(e), _, _) | (_, Err(e), _) => {
                     notify(Level::Error, format!("reading the store failed: {e}"))
                 }
             }
@@ -280,6 +287,34 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             ctx.jobs.spawn_blocking("ingest", title, move |job| {
                 pipeline::run(&store, &opts, job)
             });
+            Vec::new()
+        }
+        Effect::BuildDataset | Effect::StartTraining { .. } => {
+            let models_dir = ctx.config.models_dir(&ctx.paths);
+            let setup =
+                match crate::train::run::Setup::new(&ctx.config.config, &ctx.paths, &models_dir) {
+                    Ok(s) => s,
+                    Err(e) => return notify(Level::Error, e),
+                };
+            let store = ctx.store.clone();
+            match effect {
+                Effect::StartTraining { resume } => {
+                    let title = if resume {
+                        "resuming training"
+                    } else {
+                        "training a LoRA adapter"
+                    };
+                    ctx.jobs.spawn_blocking("train", title, move |job| {
+                        crate::train::run::train(&store, &setup, resume, job)
+                    });
+                }
+                _ => {
+                    ctx.jobs
+                        .spawn_blocking("dataset", "building the training set", move |job| {
+                            crate::train::run::build_dataset(&store, &setup, job)
+                        });
+                }
+            }
             Vec::new()
         }
         Effect::StartDemo => {

@@ -255,7 +255,16 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0));
     frame.render_widget(block, rect);
-    frame.render_widget(p, inner);
+    // A training run's loss chart sits above the pane's text when there is room.
+    let chart_rows = panes::training::CHART_ROWS;
+    if pane == Pane::Training && !state.train_curve.is_empty() && inner.height > chart_rows + 4 {
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(chart_rows), Constraint::Min(1)]).areas(inner);
+        panes::training::chart(frame, top, &state.train_curve, t);
+        frame.render_widget(p, rest);
+    } else {
+        frame.render_widget(p, inner);
+    }
 }
 
 /// The first line shown: the offset, or for a pane anchored at its bottom the

@@ -4,7 +4,7 @@ mod chat;
 pub mod checkins;
 mod ingest;
 mod memory;
-mod training;
+pub mod training;
 
 use ratatui::text::{Line, Span};
 
@@ -22,7 +22,7 @@ pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'st
     match pane {
         Pane::Ingest => ingest::lines(state, report, view, width),
         Pane::Memory => memory::lines(state, report, view, width),
-        Pane::Training => training::lines(report, t),
+        Pane::Training => training::lines(state, report, t),
         Pane::Chat => {
             let mut out = checkins::opening_lines(state, t);
             out.extend(chat::lines(state, report, view, width));
