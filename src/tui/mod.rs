@@ -65,7 +65,12 @@ pub fn run(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(event_loop(paths, config, store))
+    let result = runtime.block_on(event_loop(paths, config, store));
+    // Quitting must not wait for blocking work that ignores cancellation (the
+    // embedding model loading, a generation between tokens): give it a moment,
+    // then let the process end; the terminal is already restored.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    result
 }
 
 /// What performing effects needs.
@@ -203,6 +208,12 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         }
     }
     ctx.jobs.cancel_all();
+    // Work still running off the loop (memory opening, a composing check-in)
+    // may hold the store past this point: make what the session wrote durable
+    // now, since quitting does not wait for that work.
+    if let Err(e) = ctx.store.flush() {
+        tracing::warn!("store not flushed: {e}");
+    }
     Ok(())
 }
 
