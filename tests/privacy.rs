@@ -169,6 +169,12 @@ fn an_encrypted_home_holds_no_plaintext_and_works_unchanged() {
         Some("correct horse battery"),
     );
     write_vector(&plain.path().join("data/store"), None);
+    // Memory too: episodes and their vectors. The plain home keeps an index
+    // dump beside the store; the encrypted one keeps its index in memory only.
+    ok(enc.path(), &["--batch", "index", "--passphrase-file", pfs]);
+    ok(plain.path(), &["--batch", "index"]);
+    assert!(plain.path().join("data/index/vectors.hnsw.data").exists());
+    assert!(!enc.path().join("data/index/vectors.hnsw.data").exists());
 
     // The plain store shows what the test looks for, so the grep is meaningful.
     assert!(!hits(plain.path(), SENTENCE.as_bytes()).is_empty());

@@ -454,7 +454,12 @@ impl Memories {
 
     fn load_index(&self, inner: &mut Inner) -> Result<(), MemoryError> {
         let st = &inner.state;
-        match VectorIndex::load(&self.dir, st.generation, &st.model, st.dim) {
+        let loaded = if self.store.is_encrypted() {
+            Err("the store is encrypted: the index is kept in memory only".to_string())
+        } else {
+            VectorIndex::load(&self.dir, st.generation, &st.model, st.dim)
+        };
+        match loaded {
             Ok((ix, info)) => {
                 inner.index = ix;
                 // Catch up on slots written after the dump (a crash mid-indexing).
@@ -532,10 +537,15 @@ impl Memories {
         if !inner.dirty || inner.mismatch.is_some() {
             return Ok(());
         }
-        if inner.index.points() == 0 {
-            // Nothing to dump (hnsw_rs cannot write an empty graph); an old
-            // dump must not come back.
+        if inner.index.points() == 0 || self.store.is_encrypted() {
+            // An encrypted store keeps its vectors sealed; the index dump would
+            // be plaintext vectors, so it lives only in memory (rebuilt from the
+            // sealed `vectors` tree at open). Nor can hnsw_rs write an empty
+            // graph. Either way an old dump must not come back.
             let _ = std::fs::remove_file(index::sidecar(&self.dir));
+            for ext in ["hnsw.graph", "hnsw.data"] {
+                let _ = std::fs::remove_file(self.dir.join(format!("vectors.{ext}")));
+            }
             inner.dirty = false;
             return Ok(());
         }
