@@ -198,10 +198,26 @@ impl Store {
         };
         crate::paths::create_private_dir(dir).map_err(io)?;
         let lock = lock::LockFile::acquire(&dir.join("twin.lock"), holder)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| sled_error(dir, e))?;
+        // sled releases its own file lock only when its background flusher
+        // lets go of a just-closed database (a store reopened in the same
+        // process: encrypt's swap, tests). Our lock file already rules out
+        // another process, so wait a moment for that instead of failing.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    if tries >= 100 {
+                        return Err(sled_error(dir, sled::Error::Io(e)));
+                    }
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(|e| sled_error(dir, e))?,
+            }
+        };
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
