@@ -146,7 +146,12 @@ pub fn system_prompt(me: &str, examples: &[String]) -> String {
 
 /// Compose with the model; falls back to the template when the model fails or
 /// writes nothing. Returns (text, written by the model).
-pub fn compose(c: &Checkin, engine: Option<&Engine>, system: &str) -> (String, Vec<String>, bool) {
+pub fn compose(
+    c: &Checkin,
+    engine: Option<&Engine>,
+    system: &str,
+    cancel: Option<tokio_util::sync::CancellationToken>,
+) -> (String, Vec<String>, bool) {
     let cites: Vec<String> = c.evidence.iter().map(|e| e.cite.clone()).collect();
     let Some(engine) = engine else {
         return (template(c), cites, false);
@@ -154,6 +159,7 @@ pub fn compose(c: &Checkin, engine: Option<&Engine>, system: &str) -> (String, V
     let mut req =
         GenerateRequest::new(vec![Message::system(system), Message::user(instruction(c))]);
     req.max_tokens = Some(80);
+    req.cancel = cancel;
     let mut generation = engine.generate(req);
     let reply = loop {
         match generation.next_blocking() {
@@ -311,7 +317,7 @@ mod tests {
     #[test]
     fn without_a_model_the_template_is_used() {
         let c = checkin("milestone", Some("got engaged"), Some("We got engaged!!!"));
-        let (text, cites, by_model) = compose(&c, None, "");
+        let (text, cites, by_model) = compose(&c, None, "", None);
         assert!(!by_model);
         assert_eq!(cites, vec!["m:00ff".to_string()]);
         assert!(text.contains("you got engaged"), "{text}");

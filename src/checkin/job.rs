@@ -22,6 +22,8 @@ pub struct Composer {
     model: Option<EngineConfig>,
     engine: Option<Engine>,
     system: Option<String>,
+    /// Stops a generation when the job is cancelled (the TUI quitting).
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Composer {
@@ -32,6 +34,7 @@ impl Composer {
             model: model.filter(|m| m.model.is_file()),
             engine: None,
             system: None,
+            cancel: None,
         }
     }
 
@@ -81,7 +84,8 @@ impl Composer {
         } else {
             String::new()
         };
-        let (text, cites, by_model) = compose::compose(c, self.engine.as_ref(), &system);
+        let (text, cites, by_model) =
+            compose::compose(c, self.engine.as_ref(), &system, self.cancel.clone());
         c.text = Some(text);
         c.cites = cites;
         c.by_model = by_model;
@@ -152,10 +156,13 @@ pub fn deliver_due(
     let sched = Scheduler::new(store, settings, clock);
     let history = StoreHistory { store };
     let tick = sched.tick(Some(&history as &dyn History))?;
+    composer.cancel = Some(ctx.cancel_token());
     let mut delivered = Vec::new();
     for mut c in tick.deliver.clone() {
         ctx.check_cancelled()?;
         composer.compose(store, &mut c)?;
+        // Cancelled mid-generation (the TUI quit): the template text is not kept.
+        ctx.check_cancelled()?;
         // Kept before it is marked delivered: a crash now delivers this text next time.
         sched.save_composed(&c)?;
         if !sched.mark_delivered(c.id)? {
