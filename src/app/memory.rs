@@ -63,9 +63,12 @@ impl MemoryRow {
         }
     }
 
-    /// The title, or the first line when it has none.
+    /// The title, or the first line when it has none or the title only
+    /// repeats who and when (an episode's "Alice, 2024-01-02"), which the row
+    /// shows anyway.
     pub fn label(&self) -> &str {
-        if self.title.is_empty() {
+        let day = self.when.get(..10).unwrap_or(&self.when);
+        if self.title.is_empty() || (self.title.contains(day) && !self.snippet.is_empty()) {
             &self.snippet
         } else {
             &self.title
@@ -283,6 +286,8 @@ pub struct MemoryState {
     pub seq: u64,
     /// A list request is out.
     pub pending: bool,
+    /// Its answer keeps the selected memory selected (a refresh, not a new search).
+    pub keep_selection: bool,
     /// Screens over the list, the last on top.
     pub stack: Vec<Screen>,
     pub detail: Option<MemoryDetail>,
@@ -398,6 +403,8 @@ pub fn requery(state: &mut State, debounce: bool) -> Vec<Effect> {
     if state.memory.status != MemoryStatus::Ready {
         return Vec::new();
     }
+    // New search text or filters start at the best (or newest) row.
+    state.memory.keep_selection = false;
     state.memory.seq += 1;
     state.memory.pending = true;
     vec![Effect::QueryMemories {
@@ -436,6 +443,8 @@ pub fn after_job(state: &mut State, job: &str, ok: bool) -> Vec<Effect> {
         }
         "index" => {
             let mut fx = requery(state, false);
+            // The same list, refreshed: stay on the selected memory.
+            state.memory.keep_selection = true;
             if state.memory.status == MemoryStatus::Ready
                 && std::mem::take(&mut state.memory.build_pending)
             {
@@ -724,7 +733,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             if let Some(e) = error {
                 state.notify(Level::Error, e);
             }
-            let keep = state.memory.rows.get(state.memory.selected).map(|r| r.id);
+            let keep = state
+                .memory
+                .rows
+                .get(state.memory.selected)
+                .filter(|_| state.memory.keep_selection)
+                .map(|r| r.id);
             state.memory.rows = rows;
             state.memory.total = total;
             state.memory.selected = keep
@@ -1193,6 +1207,13 @@ mod tests {
         assert!(s.memory.rows.is_empty() && s.memory.pending);
         with_rows(&mut s, &[5, 6]);
         assert_eq!(s.memory.rows.len(), 2);
+        // New text: the best result is selected, not the one selected before.
+        app_update(&mut s, Action::ScrollDown);
+        app_update(&mut s, Action::PromptBackspace);
+        with_rows(&mut s, &[7, 6]);
+        assert_eq!(s.memory.current_id(), Some(7));
+        app_update(&mut s, Action::PromptInsert('k'));
+        with_rows(&mut s, &[5, 6]);
         assert!(!s.memory.pending);
         // Enter keeps the results and gives the keys back to the list.
         app_update(&mut s, Action::PromptSubmit);
