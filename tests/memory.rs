@@ -176,6 +176,23 @@ fn forget_removes_from_search_store_and_training_and_pins_edits_stick() {
     for p in &dentist.provenance {
         assert!(forgotten.contains(&p.message_key().unwrap()));
     }
+    // ...and the training set builder leaves those messages out.
+    use twin::train::dataset::{Strategy, collect};
+    let (ctx, _rx, _c) = JobCtx::detached("dataset");
+    let (samples, _) = collect(
+        &store,
+        &[
+            Strategy::Conversational,
+            Strategy::Adaptive,
+            Strategy::Burst,
+        ],
+        &ctx,
+    )
+    .unwrap();
+    assert!(!samples.is_empty());
+    let text = format!("{samples:?}");
+    assert!(!text.contains("dentist"), "{text}");
+    assert!(text.contains("Zermatt"));
     // Its sources stay excluded from training even if a later build derives
     // the window again.
     let hike = search(&mem, "hiking Alps")[0].memory.clone();

@@ -132,6 +132,8 @@ pub fn collect(
     let mut out = Vec::new();
     let total = store.count(Tree::Windows)?;
     let mut windows = 0;
+    // Messages behind a memory the user forgot never train the twin.
+    let forgotten = crate::memory::Memories::forgotten_messages(store);
     for kv in store.scan::<Window>([]) {
         ctx.check_cancelled()?;
         let (_, w) = kv?;
@@ -142,6 +144,9 @@ pub fn collect(
         }
         let mut msgs: Vec<(bool, String)> = Vec::new();
         for (key, author) in w.messages.iter().zip(&w.authors) {
+            if forgotten.contains(key) {
+                continue;
+            }
             let Some(m) = store.get::<Stored>(key)? else {
                 continue;
             };
