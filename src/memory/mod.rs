@@ -113,19 +113,8 @@ impl Provenance {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+/// Keys as hex: the one implementation, shared with export bundles.
+pub use crate::privacy::bundle::{hex, unhex};
 
 /// One memory. Key: id, big-endian.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,9 +349,7 @@ pub fn index_dir(store_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| store_dir.join("index"))
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::llm::sessions::now_ms;
 
 fn read_state(store: &Store) -> Result<Option<IndexState>, StoreError> {
     let v = store
