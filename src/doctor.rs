@@ -87,7 +87,7 @@ fn diags_text(diags: &[Diagnostic]) -> String {
 
 /// Run every check. `config` is the config as loaded, or why it could not be.
 pub fn run(paths: &Paths, config: &Result<Loaded, ConfigError>, term: &TermInfo) -> Report {
-    let mut checks = vec![folders(paths)];
+    let mut checks = vec![folders(paths), file_modes(paths), network()];
     let defaults;
     let loaded = match config {
         Ok(l) => {
@@ -201,6 +201,44 @@ fn folders(paths: &Paths) -> Check {
     }
 }
 
+/// Group- or world-readable files under twin's folders.
+fn file_modes(paths: &Paths) -> Check {
+    let exposed = crate::privacy::exposed(paths);
+    if exposed.is_empty() {
+        return check(
+            "file modes",
+            Status::Ok,
+            "folders 0700, files 0600: only you can read them",
+            None,
+        );
+    }
+    let list: Vec<String> = exposed
+        .iter()
+        .take(5)
+        .map(|(p, m)| format!("{} ({m:o})", p.display()))
+        .collect();
+    check(
+        "file modes",
+        Status::Warn,
+        format!(
+            "{} files or folders can be read by other users: {}{}",
+            exposed.len(),
+            list.join(", "),
+            if exposed.len() > 5 { ", ..." } else { "" }
+        ),
+        Some(format!("run: {}", crate::privacy::chmod_fix(paths))),
+    )
+}
+
+fn network() -> Check {
+    check(
+        "network",
+        Status::Ok,
+        crate::privacy::NETWORK_STATEMENT,
+        None,
+    )
+}
+
 fn store(paths: &Paths) -> Check {
     let dir = paths.store_dir();
     match Store::open(&dir) {
@@ -213,10 +251,15 @@ fn store(paths: &Paths) -> Check {
                 "store",
                 Status::Ok,
                 format!(
-                    "{} opens: schema v{}, {records} records, {}",
+                    "{} opens: schema v{}, {records} records, {}, {}",
                     dir.display(),
                     s.schema_version().ok().flatten().unwrap_or(0),
-                    crate::status::human_bytes(s.size_on_disk())
+                    crate::status::human_bytes(s.size_on_disk()),
+                    if s.is_encrypted() {
+                        "encrypted at rest"
+                    } else {
+                        "not encrypted (`twin encrypt` encrypts it)"
+                    }
                 ),
                 None,
             )
@@ -228,6 +271,9 @@ fn store(paths: &Paths) -> Check {
                     pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
                 ),
                 StoreError::TooNew { .. } => "install a newer twin".into(),
+                StoreError::Crypt(_) => {
+                    "give the passphrase (on a terminal twin asks; in --batch --passphrase-file PATH or --passphrase-fd N)".into()
+                }
                 StoreError::Corrupt { .. } => format!(
                     "move {} away (keep it for recovery) and import your exports again",
                     dir.display()

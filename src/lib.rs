@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod batch;
+pub mod checkin;
 pub mod cli;
 pub mod config;
 pub mod diag;
@@ -14,10 +15,15 @@ pub mod ingest;
 pub mod jobs;
 pub mod llm;
 pub mod logging;
+pub mod memory;
 pub mod models;
+pub mod passphrase;
 pub mod paths;
 pub mod pii;
+pub mod privacy;
+pub mod serve;
 pub mod status;
 pub mod store;
+pub mod train;
 pub mod tui;
 pub mod voice;

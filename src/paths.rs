@@ -109,6 +109,86 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Make every file and folder under `dir` private (0600 / 0700), as twin's
+/// own files are; sled and other libraries create theirs with the umask.
+pub fn make_private_tree(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != want {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))?;
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(dir)? {
+                make_private_tree(&e?.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create (or replace) a file readable only by the user.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Files and folders under `dirs` that the group or others can read, write
+/// or enter: (path, mode).
+pub fn exposed(dirs: &[&Path]) -> Vec<(PathBuf, u32)> {
+    let mut out = Vec::new();
+    #[cfg(unix)]
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, u32)>) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::symlink_metadata(p) else {
+            return;
+        };
+        if meta.file_type().is_symlink() {
+            return;
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push((p.to_path_buf(), mode));
+        }
+        if meta.is_dir()
+            && let Ok(rd) = std::fs::read_dir(p)
+        {
+            for e in rd.flatten() {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    #[cfg(unix)]
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out
+}
+
+/// Make files this process creates private by default (umask 077): sled's
+/// files, logs, the lock file, exports. Called once at start-up.
+pub fn private_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }

@@ -172,3 +172,43 @@ fn batch_models_lists_metadata() {
         "{text}"
     );
 }
+
+#[test]
+fn batch_chat_reports_citations_and_saves_the_session() {
+    let home = home_with_tiny();
+    let out = twin(home.path(), &["--batch", "chat"], Some("one\ntwo\n"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let s = &lines.last().unwrap()["summary"];
+    assert!(s["citations"].is_array(), "{s}");
+    assert!(s["turns"][0]["citations"].is_array(), "{s}");
+    let session = s["session"].as_u64().expect("the session id");
+    assert!(session > 0);
+    // The session is in the store: status counts it.
+    let out = twin(home.path(), &["--batch", "status"], None);
+    let lines = json_lines(&out);
+    let counts = &lines.last().unwrap()["summary"]["store"]["counts"];
+    assert_eq!(counts["chats"], 1, "{counts}");
+}
+
+#[test]
+fn batch_chat_as_an_unknown_contact_says_how_to_find_names() {
+    let home = home_with_tiny();
+    let out = twin(
+        home.path(),
+        &["--batch", "chat", "--contact", "Nobody Here", "hi"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let lines = json_lines(&out);
+    let error = lines.last().unwrap()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("no contact named `Nobody Here`") && error.contains("twin contacts"),
+        "{error}"
+    );
+}

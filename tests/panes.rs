@@ -86,6 +86,8 @@ fn state_at(pane: Pane, w: u16, h: u16, with_data: bool) -> State {
     );
     update(&mut s, Action::Focus(pane));
     s.overview = Some(report(with_data));
+    // Memory opened (in the TUI it opens in the background at start).
+    update(&mut s, Action::MemoryOpened(Ok(Vec::new())));
     s
 }
 
@@ -138,6 +140,7 @@ fn status_bar_shows_jobs_and_notifications() {
             total: Some(1000),
             unit: "messages".into(),
             rate: Some(1500.0),
+            metrics: Vec::new(),
         }),
     );
     update(
@@ -257,6 +260,7 @@ fn ingest_pane_with_sources_activity_errors_and_a_running_import() {
             total: Some(8_000_000),
             unit: "bytes".into(),
             rate: Some(1_000_000.0),
+            metrics: Vec::new(),
         }),
     );
     insta::assert_snapshot!("ingest_busy_80x40", draw(&s, 80, 40));
@@ -319,4 +323,446 @@ fn contacts_list_merges_the_marked_into_the_selected_and_splits_names() {
         update(&mut s, Action::PromptSubmit),
         vec![Effect::SplitContact(7, "jo_d".into())]
     );
+}
+
+fn chat_job(id: u64, body: JobBody) -> Action {
+    Action::Job(JobEvent {
+        id,
+        job: "chat".into(),
+        body,
+    })
+}
+
+fn type_text(s: &mut State, text: &str) {
+    for c in text.chars() {
+        update(s, Action::ChatInsert(c));
+    }
+}
+
+/// A finished reply with markdown and citations, the second citation selected,
+/// then a second reply streaming, and a draft in the input.
+fn chat_state(w: u16, h: u16) -> State {
+    let mut s = state_at(Pane::Chat, w, h, true);
+    update(&mut s, Action::ChatCompose);
+    type_text(&mut s, "What do I do on Sundays?");
+    update(&mut s, Action::ChatSend);
+    update(
+        &mut s,
+        chat_job(
+            5,
+            JobBody::Started {
+                title: "chatting".into(),
+            },
+        ),
+    );
+    let reply = "Mostly **two things**:\n- tea with Alice at `noon` [m:42]\n1. a long walk by the river, whatever the weather [m:7]\n```\nsunday = rest\n```";
+    update(&mut s, chat_job(5, JobBody::Token { text: reply.into() }));
+    update(
+        &mut s,
+        chat_job(
+            5,
+            JobBody::Done {
+                summary: serde_json::json!({"reply": reply, "citations": ["42", "7"], "finish": "stop", "stats": {"ttft_ms": 86, "tokens_per_s": 135.2}, "session": 3}),
+            },
+        ),
+    );
+    update(&mut s, Action::ChatNextCitation);
+    update(&mut s, Action::ChatNextCitation);
+    type_text(&mut s, "And Mondays?");
+    update(&mut s, Action::ChatSend);
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Started {
+                title: "chatting".into(),
+            },
+        ),
+    );
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Token {
+                text: "Work, mostly".into(),
+            },
+        ),
+    );
+    type_text(&mut s, "thanks");
+    update(&mut s, Action::ChatNewline);
+    type_text(&mut s, "bye");
+    s
+}
+
+#[test]
+fn chat_streams_with_markdown_citations_and_input() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let s = chat_state(w, h);
+        insta::assert_snapshot!(format!("chat_streaming_{w}x{h}"), draw(&s, w, h));
+    }
+}
+
+#[test]
+fn chat_after_the_reply_shows_speed_and_sessions() {
+    let mut s = chat_state(80, 24);
+    update(
+        &mut s,
+        chat_job(
+            6,
+            JobBody::Done {
+                summary: serde_json::json!({"reply": "Work, mostly.", "citations": [], "finish": "stop", "stats": {"ttft_ms": 40, "tokens_per_s": 140.0}, "session": 3}),
+            },
+        ),
+    );
+    update(&mut s, Action::ChatCancel);
+    let out = draw(&s, 80, 24);
+    assert!(out.contains("140.0 tok/s · first token 40 ms"), "{out}");
+    insta::assert_snapshot!("chat_done_80x24", out);
+    update(
+        &mut s,
+        Action::ChatSessionList(vec![twin::llm::sessions::SessionInfo {
+            id: 3,
+            title: "What do I do on Sundays?".into(),
+            turns: 2,
+            updated_ms: 1_700_000_000_000,
+            contact: Some("Alice".into()),
+            adapter: None,
+        }]),
+    );
+    insta::assert_snapshot!("chat_sessions_80x24", draw(&s, 80, 24));
+}
+
+// --- The Memory pane ---
+
+mod memory_pane {
+    use super::*;
+    use twin::app::Effect;
+    use twin::app::memory::{ContextLine, DetailAndRow, MemoryDetail, MemoryRow, SourceContext};
+    use twin::memory::MemoryKind;
+    use twin::memory::report::{MemoryView, ShowReport, SourceView};
+    use twin::memory::topics::{L1, Topic};
+
+    const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+    fn row(id: u64, kind: MemoryKind, title: &str, when: &str, pinned: bool) -> MemoryRow {
+        MemoryRow {
+            id,
+            kind,
+            title: title.into(),
+            snippet: format!("{title}, first line"),
+            when: when.into(),
+            contacts: if kind == MemoryKind::Document {
+                vec![]
+            } else {
+                vec!["Alice".into()]
+            },
+            pinned,
+            edited: false,
+            score: None,
+        }
+    }
+
+    fn rows() -> Vec<MemoryRow> {
+        vec![
+            row(
+                0x1a2b3c4d5e6f7081,
+                MemoryKind::Episode,
+                "Hiking in the Alps on saturday",
+                "2023-03-12 09:05",
+                true,
+            ),
+            row(
+                0x2b3c4d5e6f708192,
+                MemoryKind::Fact,
+                "Sam booked the hut near Zermatt",
+                "2023-03-12 09:01",
+                false,
+            ),
+            row(
+                0x3c4d5e6f708192a3,
+                MemoryKind::Document,
+                "Recipes › Pancakes",
+                "2023-02-01 10:00",
+                false,
+            ),
+            row(
+                0x4d5e6f708192a3b4,
+                MemoryKind::Episode,
+                "The dentist appointment moved to monday, and a very long title that does not fit",
+                "2023-01-14 18:03",
+                false,
+            ),
+        ]
+    }
+
+    fn listed(w: u16, h: u16) -> State {
+        let mut s = state_at(Pane::Memory, w, h, true);
+        let seq = s.memory.seq;
+        update(
+            &mut s,
+            Action::MemoryRows {
+                seq,
+                rows: rows(),
+                total: 4,
+                error: None,
+            },
+        );
+        s
+    }
+
+    fn detail(pinned: bool) -> MemoryDetail {
+        MemoryDetail {
+            id: 0x1a2b3c4d5e6f7081,
+            show: ShowReport {
+                memory: MemoryView {
+                    id: "1a2b3c4d5e6f7081".into(),
+                    kind: "episode",
+                    title: "Hiking in the Alps on saturday".into(),
+                    text: "Alice: are we still going hiking in the Alps on saturday?\nSam: yes! I booked the hut near Zermatt\nAlice: amazing, bring the red tent\nSam: will do, and my new boots".into(),
+                    contacts: vec!["Alice".into()],
+                    start: "2023-03-12 09:00".into(),
+                    end: "2023-03-12 09:05".into(),
+                    importance: 0.62,
+                    pinned,
+                    edited: false,
+                    access_count: 3,
+                    sources: 4,
+                },
+                sources: [
+                    ("09:00", "Alice", "are we still going hiking in the Alps on saturday?"),
+                    ("09:01", "Sam", "yes! I booked the hut near Zermatt"),
+                    ("09:02", "Alice", "amazing, bring the red tent"),
+                    ("09:05", "Sam", "will do, and my new boots"),
+                ]
+                .iter()
+                .map(|(at, author, text)| SourceView::Message {
+                    key: "00".into(),
+                    at: format!("2023-03-12 {at}"),
+                    author: author.to_string(),
+                    text: text.to_string(),
+                })
+                .collect(),
+            },
+            conversation: Some((42, "Alice".into())),
+        }
+    }
+
+    fn opened(w: u16, h: u16) -> State {
+        let mut s = listed(w, h);
+        assert_eq!(
+            update(&mut s, Action::MemoryOpen),
+            vec![Effect::ShowMemory("1a2b3c4d5e6f7081".into())]
+        );
+        update(&mut s, Action::MemoryDetail(Box::new(detail(false))));
+        s
+    }
+
+    fn l1() -> L1 {
+        L1 {
+            topics: vec![
+                Topic {
+                    label: "hiking, alps, hut".into(),
+                    terms: vec!["hiking".into(), "alps".into(), "hut".into(), "tent".into()],
+                    size: 34,
+                    examples: vec![0x1a2b3c4d5e6f7081, 0x2b3c4d5e6f708192],
+                },
+                Topic {
+                    label: "recipes, pancakes".into(),
+                    terms: vec!["flour".into(), "eggs".into()],
+                    size: 12,
+                    examples: vec![0x3c4d5e6f708192a3],
+                },
+            ],
+            entities: vec![],
+            biography: "# About me\n\nI am Sam. My messages here run from 2023-01-14 to 2023-04-20 (512 messages).\nI talk most with Alice, Bob.\n\n## Facts\n\n- I booked the hut near Zermatt for a hiking weekend in the Alps [m:2b3c4d5e6f708192]\n- I make pancakes on sundays [m:3c4d5e6f708192a3]\n".into(),
+            computed_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn list_newest_first_with_a_pin_and_a_filter() {
+        for (w, h) in SIZES {
+            let s = listed(w, h);
+            insta::assert_snapshot!(format!("memory_list_{w}x{h}"), draw(&s, w, h));
+        }
+        let mut s = listed(80, 24);
+        update(&mut s, Action::MemoryKindFilter);
+        update(&mut s, Action::MemoryKindFilter);
+        let seq = s.memory.seq;
+        update(
+            &mut s,
+            Action::MemoryRows {
+                seq,
+                rows: vec![rows()[1].clone()],
+                total: 1,
+                error: None,
+            },
+        );
+        insta::assert_snapshot!("memory_list_facts_80x24", draw(&s, 80, 24));
+    }
+
+    #[test]
+    fn empty_memory_says_how_to_build_it() {
+        for (w, h) in SIZES {
+            let mut s = state_at(Pane::Memory, w, h, true);
+            let seq = s.memory.seq;
+            update(
+                &mut s,
+                Action::MemoryRows {
+                    seq,
+                    rows: Vec::new(),
+                    total: 0,
+                    error: None,
+                },
+            );
+            insta::assert_snapshot!(format!("memory_empty_{w}x{h}"), draw(&s, w, h));
+        }
+        let mut s = state_at(Pane::Memory, 80, 24, false);
+        s.memory = Default::default();
+        let out = draw(&s, 80, 24);
+        assert!(
+            out.contains("Loading memory") && out.contains("loading memory"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn live_search_with_ranked_results() {
+        for (w, h) in SIZES {
+            let mut s = listed(w, h);
+            update(&mut s, Action::MemorySearch);
+            for c in "hiking".chars() {
+                update(&mut s, Action::PromptInsert(c));
+            }
+            let seq = s.memory.seq;
+            let mut hits = vec![rows()[0].clone(), rows()[1].clone()];
+            hits[0].score = Some(0.031);
+            hits[1].score = Some(0.016);
+            update(
+                &mut s,
+                Action::MemoryRows {
+                    seq,
+                    rows: hits,
+                    total: 2,
+                    error: None,
+                },
+            );
+            insta::assert_snapshot!(format!("memory_search_{w}x{h}"), draw(&s, w, h));
+        }
+    }
+
+    #[test]
+    fn detail_with_provenance() {
+        for (w, h) in SIZES {
+            let s = opened(w, h);
+            insta::assert_snapshot!(format!("memory_detail_{w}x{h}"), draw(&s, w, h));
+        }
+    }
+
+    #[test]
+    fn pinned_detail_and_the_editor() {
+        let mut s = opened(80, 24);
+        assert_eq!(
+            update(&mut s, Action::MemoryPin),
+            vec![Effect::PinMemory(0x1a2b3c4d5e6f7081, true)]
+        );
+        update(
+            &mut s,
+            Action::MemoryChanged {
+                detail: Box::new(DetailAndRow {
+                    detail: detail(true),
+                    row: MemoryRow {
+                        pinned: true,
+                        ..rows()[0].clone()
+                    },
+                }),
+                note: "pinned 1a2b3c4d5e6f7081".into(),
+            },
+        );
+        insta::assert_snapshot!("memory_detail_pinned_80x24", draw(&s, 80, 24));
+        for (w, h) in SIZES {
+            let mut s = opened(w, h);
+            update(&mut s, Action::MemoryEdit);
+            update(&mut s, Action::EditorUp);
+            update(&mut s, Action::EditorHome);
+            for c in "Note: ".chars() {
+                update(&mut s, Action::EditorInsert(c));
+            }
+            insta::assert_snapshot!(format!("memory_editor_{w}x{h}"), draw(&s, w, h));
+        }
+    }
+
+    #[test]
+    fn forget_asks_and_says_what_goes() {
+        for (w, h) in SIZES {
+            let mut s = opened(w, h);
+            update(&mut s, Action::MemoryForget);
+            insta::assert_snapshot!(format!("memory_forget_{w}x{h}"), draw(&s, w, h));
+        }
+    }
+
+    #[test]
+    fn the_conversation_around_a_memory() {
+        for (w, h) in SIZES {
+            let mut s = opened(w, h);
+            assert_eq!(
+                update(&mut s, Action::MemorySource),
+                vec![Effect::MemorySource(0x1a2b3c4d5e6f7081)]
+            );
+            let line = |when: &str, author: &str, text: &str, source: bool| ContextLine {
+                when: format!("2023-03-12 {when}"),
+                author: author.into(),
+                text: text.into(),
+                me: author == "Sam",
+                source,
+            };
+            update(
+                &mut s,
+                Action::MemorySourceShown(Box::new(SourceContext {
+                    memory: 0x1a2b3c4d5e6f7081,
+                    title: "Alice".into(),
+                    lines: vec![
+                        line("08:00", "Alice", "good morning", false),
+                        line("08:01", "Sam", "morning!", false),
+                        line(
+                            "09:00",
+                            "Alice",
+                            "are we still going hiking in the Alps on saturday? I checked the weather and it looks fine all weekend",
+                            true,
+                        ),
+                        line("09:01", "Sam", "yes! I booked the hut near Zermatt", true),
+                        line("09:02", "Alice", "amazing, bring the red tent", true),
+                        line("09:05", "Sam", "will do, and my new boots", true),
+                        line("11:00", "Alice", "see you then", false),
+                    ],
+                    earlier: 120,
+                    later: 31,
+                })),
+            );
+            insta::assert_snapshot!(format!("memory_source_{w}x{h}"), draw(&s, w, h));
+        }
+    }
+
+    #[test]
+    fn topics_and_the_biography() {
+        for (w, h) in SIZES {
+            let mut s = listed(w, h);
+            assert_eq!(update(&mut s, Action::MemoryTopics), vec![Effect::ReadL1]);
+            update(&mut s, Action::MemoryL1(Some(Box::new(l1()))));
+            update(&mut s, Action::ScrollDown);
+            insta::assert_snapshot!(format!("memory_topics_{w}x{h}"), draw(&s, w, h));
+            assert_eq!(update(&mut s, Action::MemoryBio), vec![Effect::ReadL1]);
+            update(&mut s, Action::ScrollDown);
+            insta::assert_snapshot!(format!("memory_bio_{w}x{h}"), draw(&s, w, h));
+            assert_eq!(
+                update(&mut s, Action::MemoryOpen),
+                vec![Effect::ShowMemory("3c4d5e6f708192a3".into())]
+            );
+        }
+        let mut s = listed(80, 24);
+        update(&mut s, Action::MemoryBio);
+        update(&mut s, Action::MemoryL1(None));
+        let out = draw(&s, 80, 24);
+        assert!(out.contains("No biography yet. Press r"), "{out}");
+    }
 }

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::memory::{DetailAndRow, MemoryDetail, MemoryRow, SourceContext};
 use super::{Notification, Pane};
 use crate::jobs::JobEvent;
 use crate::status::StatusReport;
@@ -35,10 +36,60 @@ pub enum Action {
     MarkContact,
     MergeContacts,
     SplitContact,
+    ForgetContact,
+    BuildDataset,
+    StartTraining,
+    ResumeTraining,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
     PromptBackspace,
+    ChatCompose,
+    ChatSend,
+    ChatNewline,
+    ChatBackspace,
+    ChatHistoryPrev,
+    ChatHistoryNext,
+    ChatCancel,
+    ChatPrevCitation,
+    ChatNextCitation,
+    ChatOpenCitation,
+    ChatCopy,
+    ChatSessions,
+    ChatNew,
+    ChatToggleAdapter,
+    ChatContact,
+    ToggleCheckins,
+    SnoozeCheckin,
+    DismissCheckin,
+    OpenCheckin,
+    MemorySearch,
+    MemoryOpen,
+    MemoryBack,
+    MemoryKindFilter,
+    MemoryContactNext,
+    MemoryContactPrev,
+    MemoryPin,
+    MemoryEdit,
+    MemoryForget,
+    MemorySource,
+    MemoryTopics,
+    MemoryBio,
+    MemoryBuild,
+    MemoryRecompute,
+    ConfirmYes,
+    ConfirmNo,
+    EditorSave,
+    EditorCancel,
+    EditorNewline,
+    EditorBackspace,
+    EditorDelete,
+    EditorLeft,
+    EditorRight,
+    EditorUp,
+    EditorDown,
+    EditorHome,
+    EditorEnd,
     ToggleRecording,
 
     /// The terminal changed size.
@@ -70,6 +121,76 @@ pub enum Action {
     /// Fresh sources, activity and identity for the Ingest pane.
     #[serde(skip)]
     IngestOverview(Box<crate::ingest::overview::IngestOverview>),
+    /// A character typed into the chat input.
+    #[serde(skip)]
+    ChatInsert(char),
+    /// The stored chat sessions, newest first (for the session list).
+    #[serde(skip)]
+    ChatSessionList(Vec<crate::llm::sessions::SessionInfo>),
+    /// A stored session to continue.
+    #[serde(skip)]
+    ChatSessionLoaded(Box<crate::llm::sessions::ChatSession>),
+    /// What forgetting a contact would remove (asks for confirmation).
+    #[serde(skip)]
+    ForgetPlanned {
+        contact: crate::ingest::records::Id,
+        plan: Box<crate::privacy::forget::ForgetReport>,
+    },
+    /// The check-in timer went off: run the scheduler.
+    #[serde(skip)]
+    CheckinTick,
+    /// Fresh upcoming check-ins, history and the next wake-up time.
+    #[serde(skip)]
+    Checkins(Box<crate::checkin::job::ListReport>, Option<i64>),
+    /// A check-in opened as the twin's first turn of a chat.
+    #[serde(skip)]
+    CheckinOpened(Box<crate::checkin::OpeningTurn>),
+    /// Show a memory's detail in the Memory pane, by id as people and
+    /// citations write it (`[m:ID]`: 16 hex digits or a unique prefix of 6+).
+    /// Any pane may send it.
+    #[serde(skip)]
+    OpenMemory(String),
+    /// Memory finished opening: notes to show, or why it failed.
+    #[serde(skip)]
+    MemoryOpened(Result<Vec<String>, String>),
+    /// The answer to list request `seq`.
+    #[serde(skip)]
+    MemoryRows {
+        seq: u64,
+        rows: Vec<MemoryRow>,
+        total: usize,
+        error: Option<String>,
+    },
+    #[serde(skip)]
+    MemoryDetail(Box<MemoryDetail>),
+    #[serde(skip)]
+    MemorySourceShown(Box<SourceContext>),
+    /// A memory was pinned, unpinned or edited.
+    #[serde(skip)]
+    MemoryChanged {
+        detail: Box<DetailAndRow>,
+        note: String,
+    },
+    #[serde(skip)]
+    MemoryForgotten {
+        id: u64,
+        note: String,
+    },
+    /// A memory read or change failed: what to tell the user.
+    #[serde(skip)]
+    MemoryFailed(String),
+    /// Topics and biography as stored (None: never computed).
+    #[serde(skip)]
+    MemoryL1(Option<Box<crate::memory::topics::L1>>),
+    /// The memories of the topic shown.
+    #[serde(skip)]
+    MemoryTopicRows(Vec<MemoryRow>),
+    /// A character typed into the memory editor.
+    #[serde(skip)]
+    EditorInsert(char),
+    /// Fresh training sets, runs and adapters for the Training pane.
+    #[serde(skip)]
+    TrainingOverview(Box<crate::train::registry::TrainingOverview>),
 }
 
 impl Action {
@@ -115,6 +236,22 @@ impl Action {
             Action::SplitContact,
             "split a name off the selected contact",
         ),
+        (
+            Action::ForgetContact,
+            "forget the selected contact everywhere (shows what goes, asks first)",
+        ),
+        (
+            Action::BuildDataset,
+            "build a training set from your conversations",
+        ),
+        (
+            Action::StartTraining,
+            "train a LoRA adapter on the latest training set",
+        ),
+        (
+            Action::ResumeTraining,
+            "resume the last stopped training run from its checkpoint",
+        ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),
         (Action::PromptComplete, "complete the path"),
@@ -122,6 +259,106 @@ impl Action {
             Action::PromptBackspace,
             "delete the character before the cursor",
         ),
+        (
+            Action::ChatCompose,
+            "type a message; in the list, open the session",
+        ),
+        (Action::ChatSend, "send the message"),
+        (Action::ChatNewline, "start a new line in the message"),
+        (Action::ChatBackspace, "delete the last character typed"),
+        (Action::ChatHistoryPrev, "recall the previous message sent"),
+        (Action::ChatHistoryNext, "recall the next message sent"),
+        (
+            Action::ChatCancel,
+            "stop the reply, else stop typing or close",
+        ),
+        (Action::ChatPrevCitation, "select the previous citation"),
+        (Action::ChatNextCitation, "select the next citation"),
+        (
+            Action::ChatOpenCitation,
+            "open the selected citation's memory",
+        ),
+        (
+            Action::ChatCopy,
+            "copy the last reply (OSC 52, also over SSH)",
+        ),
+        (Action::ChatSessions, "show or hide the saved sessions"),
+        (Action::ChatNew, "start a new conversation"),
+        (
+            Action::ChatToggleAdapter,
+            "switch base model / fine-tuned adapters",
+        ),
+        (Action::ChatContact, "talk as you talk to a contact"),
+        (Action::ToggleCheckins, "show or hide the Check-ins view"),
+        (Action::SnoozeCheckin, "snooze the selected check-in"),
+        (Action::DismissCheckin, "dismiss the selected check-in"),
+        (
+            Action::OpenCheckin,
+            "open the selected check-in in the chat",
+        ),
+        (
+            Action::MemorySearch,
+            "search memories (results come as you type)",
+        ),
+        (
+            Action::MemoryOpen,
+            "open the selected memory, topic or reference",
+        ),
+        (
+            Action::MemoryBack,
+            "go back; in the list, clear the search (else cancel the newest job)",
+        ),
+        (
+            Action::MemoryKindFilter,
+            "show one kind of memory (cycles through the kinds)",
+        ),
+        (
+            Action::MemoryContactNext,
+            "show the memories of the next contact",
+        ),
+        (
+            Action::MemoryContactPrev,
+            "show the memories of the previous contact",
+        ),
+        (
+            Action::MemoryPin,
+            "pin or unpin the memory (pinned ones stay important)",
+        ),
+        (
+            Action::MemoryEdit,
+            "edit the memory's text (saving re-embeds it)",
+        ),
+        (Action::MemoryForget, "forget the memory (asks first)"),
+        (
+            Action::MemorySource,
+            "show the conversation around the memory's sources",
+        ),
+        (Action::MemoryTopics, "show the topics"),
+        (Action::MemoryBio, "show the biography (about you)"),
+        (Action::MemoryBuild, "build memories from what was imported"),
+        (
+            Action::MemoryRecompute,
+            "recompute the topics and the biography",
+        ),
+        (Action::ConfirmYes, "yes, do it"),
+        (Action::ConfirmNo, "no, leave it"),
+        (Action::EditorSave, "save the text"),
+        (Action::EditorCancel, "discard the changes"),
+        (Action::EditorNewline, "start a new line"),
+        (
+            Action::EditorBackspace,
+            "delete the character before the cursor",
+        ),
+        (
+            Action::EditorDelete,
+            "delete the character under the cursor",
+        ),
+        (Action::EditorLeft, "move left"),
+        (Action::EditorRight, "move right"),
+        (Action::EditorUp, "move up a line"),
+        (Action::EditorDown, "move down a line"),
+        (Action::EditorHome, "move to the start of the line"),
+        (Action::EditorEnd, "move to the end of the line"),
         (
             Action::ToggleRecording,
             "push-to-talk: start or stop recording; the transcript goes into the chat input",

@@ -2,11 +2,14 @@
 //! `update(&mut State, Action) -> Vec<Effect>` is pure; front-ends perform the effects.
 
 mod action;
+pub mod chat;
+pub mod memory;
 mod state;
 mod update;
 
 pub use action::Action;
 pub use state::{
-    ContactsView, JobView, LayoutMode, Notification, Pane, Prompt, PromptPurpose, State,
+    CheckinsState, Confirm, ConfirmAction, ContactsView, CurvePoint, JobView, LayoutMode,
+    Notification, Pane, Prompt, PromptPurpose, State,
 };
 pub use update::{Effect, update};

@@ -98,6 +98,32 @@ impl JobView {
     }
 }
 
+/// One training step as the Training pane charts it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CurvePoint {
+    pub step: u64,
+    pub loss: f64,
+    pub val_loss: Option<f64>,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+impl CurvePoint {
+    /// From a training job's progress metrics.
+    pub fn from_metrics(step: u64, metrics: &[(String, f64)]) -> CurvePoint {
+        let get = |k: &str| metrics.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        CurvePoint {
+            step,
+            loss: get("loss").unwrap_or(f64::NAN),
+            val_loss: get("val_loss"),
+            lr: get("lr").unwrap_or(0.0),
+            grad_norm: get("grad_norm").unwrap_or(0.0),
+            tokens_per_s: get("tokens_per_s").unwrap_or(0.0),
+        }
+    }
+}
+
 /// What a prompt is asking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptPurpose {
@@ -105,6 +131,12 @@ pub enum PromptPurpose {
     ImportPath,
     /// Which of this contact's names to split off.
     SplitName(crate::ingest::records::Id),
+    /// Whose way of talking the chat takes on.
+    ChatContact,
+    /// Type `yes` to forget this contact everywhere.
+    ConfirmForget(crate::ingest::records::Id),
+    /// The Memory pane's live search (drawn inside the pane, not over it).
+    MemorySearch,
 }
 
 /// The contacts list in the Ingest pane.
@@ -129,14 +161,70 @@ impl PromptPurpose {
         match self {
             PromptPurpose::ImportPath => "Import (file, folder or zip)",
             PromptPurpose::SplitName(_) => "Split off the messages written under the name",
+            PromptPurpose::ChatContact => "Talk as you talk to (empty: anyone)",
+            PromptPurpose::ConfirmForget(_) => "Forget this contact for good? Type yes",
+            PromptPurpose::MemorySearch => "Search memories",
         }
     }
+
+    /// Drawn by its pane rather than as a box over the bottom of the screen.
+    pub fn inline(self) -> bool {
+        matches!(self, PromptPurpose::MemorySearch)
+    }
+}
+
+/// What a confirmed question does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmAction {
+    ForgetMemory(u64),
+}
+
+/// A yes/no question that says what will happen (a dialog over the screen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub question: String,
+    /// Lines under the question: what goes, what stays.
+    pub detail: Vec<String>,
+    pub on_yes: ConfirmAction,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub level: Level,
     pub text: String,
+}
+
+/// Check-ins as the TUI shows them: the badge, the Check-ins view, the timer.
+#[derive(Debug, Clone, Default)]
+pub struct CheckinsState {
+    /// Delivered since the view was last opened (the badge).
+    pub unread: usize,
+    /// The latest delivered check-in's id (what snooze/dismiss act on with the view closed).
+    pub latest: Option<String>,
+    pub upcoming: Vec<crate::checkin::job::Listed>,
+    pub history: Vec<crate::checkin::job::Listed>,
+    /// The Check-ins view is open, with this row selected (upcoming, then history).
+    pub view: Option<usize>,
+    /// When the scheduler runs next (ms since the epoch, UTC).
+    pub next_wake_ms: Option<i64>,
+    /// A scheduler run is in progress.
+    pub running: bool,
+    /// The check-in opened in the chat as the twin's first turn.
+    pub opening: Option<crate::checkin::OpeningTurn>,
+}
+
+impl CheckinsState {
+    /// The id of row `i` of the view (upcoming first, then history).
+    pub fn row(&self, i: usize) -> Option<&crate::checkin::job::Listed> {
+        self.upcoming.get(i).or_else(|| {
+            i.checked_sub(self.upcoming.len())
+                .and_then(|j| self.history.get(j))
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.upcoming.len() + self.history.len()
+    }
 }
 
 /// Everything the TUI shows. Panes render from `&State` only.
@@ -157,11 +245,18 @@ pub struct State {
     /// The summary of the last import that finished while twin ran.
     pub last_ingest: Option<serde_json::Value>,
     pub prompt: Option<Prompt>,
+    /// A question waiting for yes or no; keys answer it and nothing else.
+    pub confirm: Option<Confirm>,
     pub contacts: Option<ContactsView>,
+    pub memory: super::memory::MemoryState,
+    /// Training sets, runs and adapters in the store.
+    pub training: Option<crate::train::registry::TrainingOverview>,
+    /// The running (or last) training job's steps.
+    pub train_curve: Vec<CurvePoint>,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
-    /// The latest push-to-talk transcript, for the chat input to take.
-    pub voice_transcript: Option<String>,
+    pub chat: super::chat::ChatView,
+    pub checkins: CheckinsState,
     pub quit: bool,
 }
 
@@ -180,9 +275,14 @@ impl State {
             ingest: None,
             last_ingest: None,
             prompt: None,
+            confirm: None,
             contacts: None,
+            memory: Default::default(),
+            training: None,
+            train_curve: Vec::new(),
             pending_keys: String::new(),
-            voice_transcript: None,
+            chat: Default::default(),
+            checkins: CheckinsState::default(),
             quit: false,
         }
     }

@@ -1,4 +1,5 @@
-use super::{Action, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
+use super::memory::{self, ListQuery};
+use super::{Action, ConfirmAction, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
 use crate::ingest::records::Id;
 use crate::jobs::{JobBody, JobId, Level};
 
@@ -22,6 +23,68 @@ pub enum Effect {
     SplitContact(Id, String),
     /// Merge this contact into "me".
     ConfirmMe(Id),
+    /// Run one chat turn as a `chat` job.
+    ChatTurn {
+        question: String,
+        history: Vec<crate::llm::Message>,
+        session: Option<u64>,
+        contact: Option<String>,
+        adapter: Option<std::path::PathBuf>,
+    },
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
+    /// Read the stored chat sessions, then send `Action::ChatSessionList`.
+    ListSessions,
+    /// Read a stored session, then send `Action::ChatSessionLoaded`.
+    LoadSession(u64),
+    /// Work out what forgetting this contact removes, then send `Action::ForgetPlanned`.
+    PlanForget(Id),
+    /// Forget this contact everywhere (confirmed).
+    Forget(Id),
+    /// Run the check-in scheduler once (a `checkin` job delivers what is due).
+    CheckinTick,
+    /// Re-read upcoming check-ins, history and the next wake-up, then send `Action::Checkins`.
+    RefreshCheckins,
+    SnoozeCheckin(String),
+    DismissCheckin(String),
+    /// Load the check-in's opening turn, then send `Action::CheckinOpened`.
+    OpenCheckin(String),
+    /// Ring the terminal bell and send a desktop notification (OSC 9 and OSC 777).
+    Alert(String),
+    /// Open the store's memory (the embedding model loads), then send
+    /// `Action::MemoryOpened`.
+    LoadMemory,
+    /// Build memories from what was imported, as a job (`index`).
+    BuildMemory,
+    /// Read the memory list (ranked search results when `query.text` is set),
+    /// then send `Action::MemoryRows` with `seq`. With `debounce`, wait until
+    /// typing pauses and skip it if a newer request came meanwhile.
+    QueryMemories {
+        seq: u64,
+        query: ListQuery,
+        debounce: bool,
+    },
+    /// Resolve a memory id as written (hex, a unique prefix, `m:ID`) and send
+    /// `Action::MemoryDetail`.
+    ShowMemory(String),
+    /// Read the conversation around a memory's sources.
+    MemorySource(u64),
+    PinMemory(u64, bool),
+    /// Replace a memory's text (re-embedded).
+    SaveMemory(u64, String),
+    ForgetMemory(u64),
+    /// Read the stored topics and biography.
+    ReadL1,
+    /// Recompute topics and biography, as a job (`topics`).
+    ComputeL1,
+    /// Rows for these memories (a topic's examples).
+    ReadRows(Vec<u64>),
+    /// Build a training set from the store.
+    BuildDataset,
+    /// Train on the latest set (`resume`: continue the last stopped run).
+    StartTraining {
+        resume: bool,
+    },
     /// Push-to-talk: start recording from the microphone (a `voice` job).
     StartRecording,
     /// Stop recording and transcribe what was heard.
@@ -31,6 +94,9 @@ pub enum Effect {
 /// The only place state changes.
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     let page = state.size.1.saturating_sub(6).max(1);
+    if let Some(fx) = super::chat::update(state, &action) {
+        return fx;
+    }
     match action {
         Action::Quit => {
             state.quit = true;
@@ -54,6 +120,20 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 LayoutMode::Grid
             }
         }
+        Action::ScrollUp if super::chat::select_session(state, -1) => {}
+        Action::ScrollDown if super::chat::select_session(state, 1) => {}
+        Action::PageUp if super::chat::select_session(state, -(page as i64)) => {}
+        Action::PageDown if super::chat::select_session(state, page as i64) => {}
+        Action::ScrollUp if state.checkins.view.is_some() => select_checkin(state, -1),
+        Action::ScrollDown if state.checkins.view.is_some() => select_checkin(state, 1),
+        Action::PageUp if state.checkins.view.is_some() => select_checkin(state, -(page as i64)),
+        Action::PageDown if state.checkins.view.is_some() => select_checkin(state, page as i64),
+        Action::ScrollUp if memory::selects(state) => memory::select(state, -1),
+        Action::ScrollDown if memory::selects(state) => memory::select(state, 1),
+        Action::PageUp if memory::selects(state) => memory::select(state, -(page as i64)),
+        Action::PageDown if memory::selects(state) => memory::select(state, page as i64),
+        Action::ScrollTop if memory::selects(state) => memory::select(state, i64::MIN / 2),
+        Action::ScrollBottom if memory::selects(state) => memory::select(state, i64::MAX / 2),
         Action::ScrollUp if contacts_open(state) => select(state, -1),
         Action::ScrollDown if contacts_open(state) => select(state, 1),
         Action::PageUp if contacts_open(state) => select(state, -(page as i64)),
@@ -151,6 +231,34 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => {}
             }
         }
+        Action::ForgetContact => {
+            let row = state
+                .contacts
+                .as_ref()
+                .zip(state.ingest.as_ref())
+                .and_then(|(v, i)| i.contacts.get(v.selected));
+            match row {
+                Some(r) if r.me => state.notify(Level::Info, "twin cannot forget you"),
+                Some(r) => return vec![Effect::PlanForget(r.key)],
+                None => state.notify(
+                    Level::Info,
+                    "open the contacts list (c) and select who to forget",
+                ),
+            }
+        }
+        Action::ForgetPlanned { contact, plan } => {
+            let what: Vec<String> = plan
+                .removed
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            state.prompt = Some(Prompt {
+                purpose: PromptPurpose::ConfirmForget(contact),
+                input: String::new(),
+                candidates: vec![format!("{}: {}", plan.contact, what.join(", "))],
+            });
+        }
         Action::ConfirmMe => match state.ingest.as_ref().map(|i| (&i.me.how, i.me.contact)) {
             Some((&"proposed", Some(id))) => return vec![Effect::ConfirmMe(id)],
             Some((&"confirmed", _)) => state.notify(Level::Info, "you are already known"),
@@ -165,6 +273,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 if p.purpose == PromptPurpose::ImportPath {
                     p.candidates.clear();
                 }
+                if p.purpose == PromptPurpose::MemorySearch {
+                    let input = p.input.clone();
+                    return memory::search_typed(state, &input);
+                }
             }
         }
         Action::PromptBackspace => {
@@ -172,6 +284,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 p.input.pop();
                 if p.purpose == PromptPurpose::ImportPath {
                     p.candidates.clear();
+                }
+                if p.purpose == PromptPurpose::MemorySearch {
+                    let input = p.input.clone();
+                    return memory::search_typed(state, &input);
                 }
             }
         }
@@ -186,7 +302,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     PromptPurpose::ImportPath => {
                         return vec![Effect::CompletePath(p.input.clone())];
                     }
-                    PromptPurpose::SplitName(_) => {
+                    PromptPurpose::ConfirmForget(_) | PromptPurpose::MemorySearch => {}
+                    PromptPurpose::SplitName(_) | PromptPurpose::ChatContact => {
                         let typed = p.input.to_lowercase();
                         if let Some(c) = p
                             .candidates
@@ -207,11 +324,29 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 return vec![Effect::StartRecording];
             }
         },
-        Action::PromptCancel => state.prompt = None,
+        Action::PromptCancel => {
+            if let Some(p) = state.prompt.take()
+                && p.purpose == PromptPurpose::MemorySearch
+                && !state.memory.query.is_empty()
+            {
+                return memory::search_typed(state, "");
+            }
+        }
+        Action::PromptSubmit
+            if state
+                .prompt
+                .as_ref()
+                .is_some_and(|p| p.purpose == PromptPurpose::MemorySearch) =>
+        {
+            // The results stay; the keys move through them again.
+            state.prompt = None;
+        }
         Action::PromptSubmit => {
             if let Some(p) = state.prompt.take() {
                 let input = p.input.trim().to_string();
-                if input.is_empty() {
+                if p.purpose == PromptPurpose::ChatContact {
+                    super::chat::set_contact(state, &input);
+                } else if input.is_empty() {
                     state.prompt = Some(p);
                     state.notify(Level::Info, "type a path first (tab completes)");
                 } else {
@@ -220,16 +355,201 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         PromptPurpose::SplitName(id) => {
                             return vec![Effect::SplitContact(id, input)];
                         }
+                        PromptPurpose::ChatContact => {}
+                        PromptPurpose::ConfirmForget(id) if input == "yes" => {
+                            return vec![Effect::Forget(id)];
+                        }
+                        PromptPurpose::ConfirmForget(_) => {
+                            state.notify(Level::Info, "nothing was forgotten (type yes to forget)");
+                        }
+                        PromptPurpose::MemorySearch => {}
                     }
                 }
             }
         }
+        Action::ConfirmYes => {
+            if let Some(c) = state.confirm.take() {
+                return match c.on_yes {
+                    ConfirmAction::ForgetMemory(id) => vec![Effect::ForgetMemory(id)],
+                };
+            }
+        }
+        Action::ConfirmNo => state.confirm = None,
+        action @ (Action::MemorySearch
+        | Action::MemoryOpen
+        | Action::MemoryBack
+        | Action::MemoryKindFilter
+        | Action::MemoryContactNext
+        | Action::MemoryContactPrev
+        | Action::MemoryPin
+        | Action::MemoryEdit
+        | Action::MemoryForget
+        | Action::MemorySource
+        | Action::MemoryTopics
+        | Action::MemoryBio
+        | Action::MemoryBuild
+        | Action::MemoryRecompute
+        | Action::OpenMemory(_)
+        | Action::MemoryOpened(_)
+        | Action::MemoryRows { .. }
+        | Action::MemoryDetail(_)
+        | Action::MemorySourceShown(_)
+        | Action::MemoryChanged { .. }
+        | Action::MemoryForgotten { .. }
+        | Action::MemoryFailed(_)
+        | Action::MemoryL1(_)
+        | Action::MemoryTopicRows(_)
+        | Action::EditorSave
+        | Action::EditorCancel
+        | Action::EditorInsert(_)
+        | Action::EditorNewline
+        | Action::EditorBackspace
+        | Action::EditorDelete
+        | Action::EditorLeft
+        | Action::EditorRight
+        | Action::EditorUp
+        | Action::EditorDown
+        | Action::EditorHome
+        | Action::EditorEnd) => return memory::update(state, action),
+        Action::BuildDataset | Action::StartTraining | Action::ResumeTraining => {
+            if state
+                .jobs
+                .values()
+                .any(|j| j.kind == "train" || j.kind == "dataset")
+            {
+                state.notify(Level::Info, "training is already busy; esc cancels it");
+            } else {
+                state.focus = Pane::Training;
+                return vec![match action {
+                    Action::BuildDataset => Effect::BuildDataset,
+                    a => Effect::StartTraining {
+                        resume: a == Action::ResumeTraining,
+                    },
+                }];
+            }
+        }
+        Action::TrainingOverview(o) => state.training = Some(*o),
         Action::IngestOverview(o) => state.ingest = Some(*o),
+        // Handled by `chat::update` above.
+        Action::ChatCompose
+        | Action::ChatSend
+        | Action::ChatNewline
+        | Action::ChatBackspace
+        | Action::ChatHistoryPrev
+        | Action::ChatHistoryNext
+        | Action::ChatCancel
+        | Action::ChatPrevCitation
+        | Action::ChatNextCitation
+        | Action::ChatOpenCitation
+        | Action::ChatCopy
+        | Action::ChatSessions
+        | Action::ChatNew
+        | Action::ChatToggleAdapter
+        | Action::ChatContact
+        | Action::ChatInsert(_)
+        | Action::ChatSessionList(_)
+        | Action::ChatSessionLoaded(_) => {}
+        Action::ToggleCheckins => {
+            let c = &mut state.checkins;
+            c.view = match c.view {
+                Some(_) => None,
+                None => {
+                    c.unread = 0;
+                    // The newest delivered one is selected (first in history).
+                    Some(if c.latest.is_some() {
+                        c.upcoming.len()
+                    } else {
+                        0
+                    })
+                }
+            };
+            return vec![Effect::RefreshCheckins];
+        }
+        Action::SnoozeCheckin | Action::DismissCheckin | Action::OpenCheckin => {
+            let c = &state.checkins;
+            let id = match c.view {
+                Some(i) => c.row(i).map(|r| r.id.clone()),
+                None => c.latest.clone(),
+            };
+            let Some(id) = id else {
+                state.notify(Level::Info, "no check-in yet");
+                return Vec::new();
+            };
+            return match action {
+                Action::SnoozeCheckin => vec![Effect::SnoozeCheckin(id)],
+                Action::DismissCheckin => vec![Effect::DismissCheckin(id)],
+                _ => {
+                    state.checkins.view = None;
+                    state.focus = Pane::Chat;
+                    vec![Effect::OpenCheckin(id)]
+                }
+            };
+        }
+        Action::CheckinTick => {
+            if !state.checkins.running {
+                state.checkins.running = true;
+                return vec![Effect::CheckinTick];
+            }
+        }
+        Action::Checkins(list, next) => {
+            let c = &mut state.checkins;
+            // The selection stays on the same check-in (a snoozed one moves up).
+            let selected = c.view.and_then(|i| c.row(i)).map(|r| r.id.clone());
+            c.upcoming = list.upcoming;
+            c.history = list.history;
+            c.next_wake_ms = next;
+            if let Some(i) = c.view {
+                let same = selected
+                    .and_then(|id| (0..c.rows()).find(|&j| c.row(j).is_some_and(|r| r.id == id)));
+                c.view = Some(same.unwrap_or(i).min(c.rows().saturating_sub(1)));
+            }
+        }
+        Action::CheckinOpened(turn) => {
+            state.focus = Pane::Chat;
+            state.checkins.opening = Some(*turn);
+        }
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
         Action::Notify(n) => state.notify(n.level, n.text),
+        Action::Job(ev) if ev.job == "chat" => {
+            let fx = super::chat::job_event(state, &ev);
+            // The status bar still shows the job while it runs.
+            match ev.body {
+                JobBody::Started { title } => {
+                    state.jobs.insert(
+                        ev.id,
+                        JobView {
+                            kind: ev.job,
+                            title,
+                            done: 0,
+                            total: None,
+                            unit: String::new(),
+                            rate: None,
+                            detail: None,
+                        },
+                    );
+                }
+                JobBody::Done { .. } => {
+                    state.jobs.remove(&ev.id);
+                }
+                JobBody::Failed { error } => {
+                    state.jobs.remove(&ev.id);
+                    if error != "cancelled" {
+                        state.notify(Level::Error, format!("chat failed: {error}"));
+                    }
+                }
+                JobBody::Log { level, message } if level != Level::Info => {
+                    state.notify(level, format!("chat: {message}"));
+                }
+                _ => {}
+            }
+            return fx;
+        }
         Action::Job(ev) => match ev.body {
             JobBody::Started { title } => {
+                if ev.job == "train" {
+                    state.train_curve.clear();
+                }
                 state.jobs.insert(
                     ev.id,
                     JobView {
@@ -248,7 +568,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 total,
                 unit,
                 rate,
+                metrics,
             } => {
+                if ev.job == "train" && !metrics.is_empty() {
+                    state
+                        .train_curve
+                        .push(crate::app::CurvePoint::from_metrics(done, &metrics));
+                }
                 if let Some(j) = state.jobs.get_mut(&ev.id) {
                     (j.done, j.total, j.unit, j.rate) = (done, total, unit, rate);
                 }
@@ -262,6 +588,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             // Streamed text belongs to the pane that asked for it (chat).
             JobBody::Token { .. } => {}
+            JobBody::Checkin { id, rule, text, .. } => {
+                let c = &mut state.checkins;
+                if c.view.is_none() {
+                    c.unread += 1;
+                }
+                c.latest = Some(id);
+                state.notify(Level::Info, format!("check-in ({rule}): {text}"));
+                return vec![Effect::Alert(text)];
+            }
+            JobBody::Done { .. } | JobBody::Failed { .. } if ev.job == "checkin" => {
+                state.jobs.remove(&ev.id);
+                state.checkins.running = false;
+                if let JobBody::Failed { error } = ev.body {
+                    state.notify(Level::Error, format!("check-in failed: {error}"));
+                }
+                return vec![Effect::RefreshCheckins, Effect::RefreshOverview];
+            }
             JobBody::Done { summary } => {
                 state.jobs.remove(&ev.id);
                 if ev.job == "ingest" {
@@ -275,22 +618,41 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     if text.is_empty() {
                         state.notify(Level::Info, "no speech heard; nothing to put in the input");
                     } else {
-                        state.notify(Level::Info, format!("you said: {text}"));
-                        state.voice_transcript = Some(text);
+                        // The transcript lands in the chat input to edit and send.
+                        let input = &mut state.chat.input;
+                        if !input.is_empty() && !input.ends_with([' ', '\n']) {
+                            input.push(' ');
+                        }
+                        input.push_str(&text);
+                        state.chat.composing = true;
+                        state.chat.recall = None;
+                        state.focus = Pane::Chat;
+                        state.notify(Level::Info, "transcribed into the chat input: edit it, enter sends");
                     }
                     return Vec::new();
                 }
                 state.notify(Level::Info, format!("{} finished", ev.job));
-                return vec![Effect::RefreshOverview];
+                let mut fx = vec![Effect::RefreshOverview];
+                fx.extend(memory::after_job(state, &ev.job, true));
+                return fx;
             }
             JobBody::Failed { error } => {
                 state.jobs.remove(&ev.id);
                 state.notify(Level::Error, format!("{} failed: {error}", ev.job));
-                return vec![Effect::RefreshOverview];
+                let mut fx = vec![Effect::RefreshOverview];
+                fx.extend(memory::after_job(state, &ev.job, false));
+                return fx;
             }
         },
     }
     Vec::new()
+}
+
+fn select_checkin(state: &mut State, by: i64) {
+    let n = state.checkins.rows();
+    if let Some(i) = &mut state.checkins.view {
+        *i = (*i as i64 + by).clamp(0, n.saturating_sub(1) as i64) as usize;
+    }
 }
 
 fn contacts_open(state: &State) -> bool {
@@ -307,6 +669,10 @@ fn select(state: &mut State, by: i64) {
 fn scroll(state: &mut State, f: impl Fn(u16) -> u16) {
     if state.help {
         state.help_scroll = f(state.help_scroll);
+    } else if state.focus == Pane::Chat {
+        // The chat is anchored at its bottom: its offset counts lines up from there.
+        let i = Pane::Chat.index();
+        state.scroll[i] = u16::MAX - f(u16::MAX - state.scroll[i]);
     } else {
         let i = state.focus.index();
         state.scroll[i] = f(state.scroll[i]);
@@ -424,6 +790,7 @@ mod tests {
                     total: Some(10),
                     unit: "messages".into(),
                     rate: None,
+                    metrics: Vec::new(),
                 },
             ),
         );
@@ -463,6 +830,94 @@ mod tests {
             s.notifications.back().unwrap().text,
             "cancelling the newest job…"
         );
+    }
+
+    fn listed(id: &str, status: &str) -> crate::checkin::job::Listed {
+        crate::checkin::job::Listed {
+            id: id.into(),
+            rule: "daily 08:30".into(),
+            due: "2026-11-21T08:30:00+00:00".into(),
+            status: status.into(),
+            subject: None,
+            text: Some("Good morning!".into()),
+            cites: Vec::new(),
+            delivered: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_delivered_check_in_badges_alerts_and_opens_in_the_chat() {
+        let mut s = state();
+        assert_eq!(
+            update(&mut s, Action::CheckinTick),
+            vec![Effect::CheckinTick]
+        );
+        assert!(
+            update(&mut s, Action::CheckinTick).is_empty(),
+            "one run at a time"
+        );
+        let fx = update(
+            &mut s,
+            Action::Job(JobEvent {
+                id: 3,
+                job: "checkin".into(),
+                body: JobBody::Checkin {
+                    id: "00000000000000aa".into(),
+                    rule: "daily 08:30".into(),
+                    text: "Good morning!".into(),
+                    due: "2026-11-21T08:30:00+00:00".into(),
+                    cites: Vec::new(),
+                },
+            }),
+        );
+        assert_eq!(fx, vec![Effect::Alert("Good morning!".into())]);
+        assert_eq!(s.checkins.unread, 1);
+        assert!(
+            s.notifications
+                .back()
+                .unwrap()
+                .text
+                .contains("Good morning!")
+        );
+        // With the view closed, snooze acts on the latest one.
+        assert_eq!(
+            update(&mut s, Action::SnoozeCheckin),
+            vec![Effect::SnoozeCheckin("00000000000000aa".into())]
+        );
+        let fx = update(
+            &mut s,
+            Action::Job(JobEvent {
+                id: 3,
+                job: "checkin".into(),
+                body: JobBody::Done {
+                    summary: serde_json::json!({}),
+                },
+            }),
+        );
+        assert_eq!(fx, vec![Effect::RefreshCheckins, Effect::RefreshOverview]);
+        assert!(!s.checkins.running);
+        let list = crate::checkin::job::ListReport {
+            at: String::new(),
+            timezone: "UTC".into(),
+            rules: Vec::new(),
+            upcoming: vec![listed("00000000000000bb", "upcoming")],
+            history: vec![listed("00000000000000aa", "delivered")],
+        };
+        update(&mut s, Action::Checkins(Box::new(list), Some(0)));
+        update(&mut s, Action::ToggleCheckins);
+        assert_eq!((s.checkins.view, s.checkins.unread), (Some(1), 0));
+        update(&mut s, Action::ScrollUp);
+        assert_eq!(
+            update(&mut s, Action::DismissCheckin),
+            vec![Effect::DismissCheckin("00000000000000bb".into())]
+        );
+        update(&mut s, Action::ScrollDown);
+        assert_eq!(
+            update(&mut s, Action::OpenCheckin),
+            vec![Effect::OpenCheckin("00000000000000aa".into())]
+        );
+        assert_eq!((s.focus, s.checkins.view), (Pane::Chat, None));
     }
 
     #[test]

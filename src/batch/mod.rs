@@ -137,6 +137,7 @@ fn show_on_stderr(ev: &JobEvent, output: Output, progress_shown: bool) -> bool {
             total,
             unit,
             rate,
+            ..
         } => {
             let total = total.map(|t| format!("/{t}")).unwrap_or_default();
             let rate = rate.map(|r| format!(" ({r:.0}/s)")).unwrap_or_default();

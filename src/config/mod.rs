@@ -81,6 +81,37 @@ pub const KEYS: &[KeySpec] = &[
         env: Some("TWIN_LOG"),
     },
     KeySpec {
+        key: "log.content",
+        kind: Kind::Bool,
+        default: "false",
+        doc: "let logs contain message text, names and file contents (for debugging a bad import); off, log lines carry counts, ids and errors only",
+        env: Some("TWIN_LOG_CONTENT"),
+    },
+    KeySpec {
+        key: "privacy.never_train",
+        kind: Kind::StrList,
+        default: "[]",
+        doc: "contacts (names, numbers, addresses or ids as `twin contacts` shows them) whose messages never go into a training set; conversations with them still count for memory",
+        env: None,
+    },
+    KeySpec {
+        key: "privacy.kdf_memory_kib",
+        kind: Kind::Int {
+            min: 8,
+            max: 4194304,
+        },
+        default: "65536",
+        doc: "Argon2id memory (KiB) when a passphrase is set (`twin init --encrypt`, `twin encrypt`, `twin rekey`); stored with the store, so changing it affects the next passphrase only",
+        env: None,
+    },
+    KeySpec {
+        key: "privacy.kdf_iterations",
+        kind: Kind::Int { min: 1, max: 100 },
+        default: "3",
+        doc: "Argon2id passes when a passphrase is set",
+        env: None,
+    },
+    KeySpec {
         key: "models.dir",
         kind: Kind::Str,
         default: "\"\"",
@@ -209,6 +240,34 @@ pub const KEYS: &[KeySpec] = &[
         env: Some("TWIN_CHAT_THREADS"),
     },
     KeySpec {
+        key: "chat.engine",
+        kind: Kind::Choice(&["local", "openai"]),
+        default: "\"local\"",
+        doc: "where replies are generated: local (llama.cpp in twin) or openai (an OpenAI-compatible server at chat.base_url: llama-server, vLLM, Ollama, another twin serve)",
+        env: Some("TWIN_CHAT_ENGINE"),
+    },
+    KeySpec {
+        key: "chat.base_url",
+        kind: Kind::Str,
+        default: "\"http://127.0.0.1:8178/v1\"",
+        doc: "the OpenAI-compatible server's base URL when chat.engine is openai (http only: reach a remote one through an SSH tunnel)",
+        env: Some("TWIN_CHAT_BASE_URL"),
+    },
+    KeySpec {
+        key: "chat.api_key",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "sent as a Bearer token to the server when chat.engine is openai; empty sends none",
+        env: Some("TWIN_CHAT_API_KEY"),
+    },
+    KeySpec {
+        key: "chat.remote_model",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the model to ask the server for when chat.engine is openai; empty takes the first it lists",
+        env: None,
+    },
+    KeySpec {
         key: "chat.gpu_layers",
         kind: Kind::Int {
             min: -1,
@@ -216,6 +275,275 @@ pub const KEYS: &[KeySpec] = &[
         },
         default: "-1",
         doc: "layers to offload to the GPU in a CUDA build; -1 means all, 0 none (ignored without CUDA)",
+        env: None,
+    },
+    KeySpec {
+        key: "memory.embedding_model",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the embedding model: a BERT-family .gguf by name in the models folder or path; empty means all-MiniLM-L6-v2 (fetched by scripts/fetch-models.sh, converted on first use)",
+        env: Some("TWIN_EMBEDDING_MODEL"),
+    },
+    KeySpec {
+        key: "memory.half_life_days",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 100_000.0,
+        },
+        default: "180",
+        doc: "a memory's importance halves after this many days without happening again or being recalled; 0 turns decay off (pinned memories never decay)",
+        env: None,
+    },
+    KeySpec {
+        key: "memory.compact_threshold",
+        kind: Kind::Float { min: 0.5, max: 1.0 },
+        default: "0.95",
+        doc: "`twin memory compact` merges memories of one kind whose embeddings are at least this similar (cosine), keeping all their sources",
+        env: None,
+    },
+    KeySpec {
+        key: "memory.cleanup_below",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0",
+        doc: "`twin memory compact` deletes episodes and chunks whose importance fell below this (never pinned, edited, facts or preferences); 0 keeps everything",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.enabled",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "the twin reaches out on its own: the TUI delivers check-ins while it runs, `twin --batch checkin --due` from cron or a timer",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.timezone",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "time zone of the check-in times: an IANA name such as \"Europe/Berlin\", \"local\" (this machine's, UTC when it has none), or empty to use ingest.timezone",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.rules",
+        kind: Kind::StrList,
+        default: "[\"daily 08:30\", \"daily 20:00\"]",
+        doc: "when the twin checks in: \"daily HH:MM\", \"weekdays HH:MM\", \"weekends HH:MM\", \"mon,wed HH:MM\", or a cron expression (\"cron 0 18 * * 1-5\", minute hour day month weekday)",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.quiet_hours",
+        kind: Kind::Str,
+        default: "\"22:00-07:00\"",
+        doc: "no check-in is delivered in this local time range (\"HH:MM-HH:MM\", may cross midnight; empty for none): one that falls inside waits for its end",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.max_per_day",
+        kind: Kind::Int { min: 1, max: 96 },
+        default: "3",
+        doc: "the most check-ins delivered in one local day; more are skipped",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.min_gap_minutes",
+        kind: Kind::Int { min: 0, max: 10080 },
+        default: "60",
+        doc: "the least time between two check-ins; a later one waits",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.catch_up",
+        kind: Kind::Choice(&["latest", "max_age"]),
+        default: "\"latest\"",
+        doc: "after twin was not running: latest delivers only the newest missed check-in; max_age delivers those no older than catch_up_hours (still within max_per_day and min_gap)",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.catch_up_hours",
+        kind: Kind::Int { min: 0, max: 8760 },
+        default: "12",
+        doc: "a missed check-in older than this is never delivered (0: no limit for catch_up = \"latest\")",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.snooze_minutes",
+        kind: Kind::Int { min: 1, max: 10080 },
+        default: "60",
+        doc: "how long snoozing a check-in puts it off",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.triggers",
+        kind: Kind::Bool,
+        default: "true",
+        doc: "also check in about what your messages mention: birthdays and anniversaries, upcoming events (a follow-up after them), a year since a milestone, long silence from a close contact",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.trigger_time",
+        kind: Kind::Str,
+        default: "\"10:00\"",
+        doc: "local time (HH:MM) of the check-ins that messages trigger",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.silence_days",
+        kind: Kind::Int { min: 1, max: 3650 },
+        default: "21",
+        doc: "a close contact (at least 50 messages) silent this many days gets a check-in",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.compose",
+        kind: Kind::Choice(&["auto", "template"]),
+        default: "\"auto\"",
+        doc: "how check-ins are written: auto (the chat model in your voice when it is present, else a plain template) or template",
+        env: None,
+    },
+    KeySpec {
+        key: "train.base",
+        kind: Kind::Str,
+        default: "\"\"",
+        doc: "the base model to fine-tune: a .gguf file name in the models folder, or a path; empty means chat.model (llama architecture, e.g. SmolLM2)",
+        env: Some("TWIN_TRAIN_BASE"),
+    },
+    KeySpec {
+        key: "train.strategies",
+        kind: Kind::StrList,
+        default: "[\"conversational\", \"adaptive\", \"burst\"]",
+        doc: "how training examples are cut from your conversations: conversational (multi-turn windows), adaptive (their message, your reply), burst (your several messages in a row, kept apart), self_qa (questions about you answered from your facts, once memory holds them)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.max_tokens",
+        kind: Kind::Int { min: 16, max: 8192 },
+        default: "256",
+        doc: "longest training example in tokens; longer windows are cut to their last turns, still-longer examples are dropped",
+        env: None,
+    },
+    KeySpec {
+        key: "train.validation",
+        kind: Kind::Float { min: 0.0, max: 0.5 },
+        default: "0.1",
+        doc: "share of conversations held out for validation (split by conversation, so nothing leaks)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.rank",
+        kind: Kind::Int { min: 1, max: 256 },
+        default: "16",
+        doc: "LoRA rank r",
+        env: None,
+    },
+    KeySpec {
+        key: "train.alpha",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 4096.0,
+        },
+        default: "32.0",
+        doc: "LoRA alpha; the update is scaled by alpha / rank",
+        env: None,
+    },
+    KeySpec {
+        key: "train.targets",
+        kind: Kind::StrList,
+        default: "[\"attn_q\", \"attn_k\", \"attn_v\", \"attn_output\", \"ffn_gate\", \"ffn_up\", \"ffn_down\"]",
+        doc: "projections that get a LoRA adapter, by llama.cpp tensor name",
+        env: None,
+    },
+    KeySpec {
+        key: "train.steps",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "200",
+        doc: "optimizer steps in a run (twin train --steps N overrides)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.learning_rate",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "2e-4",
+        doc: "peak learning rate (AdamW), reached after the warmup",
+        env: None,
+    },
+    KeySpec {
+        key: "train.warmup_steps",
+        kind: Kind::Int {
+            min: 0,
+            max: 100_000,
+        },
+        default: "10",
+        doc: "steps of linear warmup before the cosine decay",
+        env: None,
+    },
+    KeySpec {
+        key: "train.min_lr_ratio",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.1",
+        doc: "the cosine schedule ends at learning_rate times this",
+        env: None,
+    },
+    KeySpec {
+        key: "train.weight_decay",
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+        default: "0.0",
+        doc: "AdamW's decoupled weight decay",
+        env: None,
+    },
+    KeySpec {
+        key: "train.batch_size",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "1",
+        doc: "examples per forward pass",
+        env: None,
+    },
+    KeySpec {
+        key: "train.grad_accum",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: "4",
+        doc: "forward passes whose gradients add up to one optimizer step",
+        env: None,
+    },
+    KeySpec {
+        key: "train.max_grad_norm",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 1000.0,
+        },
+        default: "1.0",
+        doc: "clip gradients to this global norm; 0 turns clipping off",
+        env: None,
+    },
+    KeySpec {
+        key: "train.seed",
+        kind: Kind::Int {
+            min: 0,
+            max: 4_294_967_295,
+        },
+        default: "42",
+        doc: "seed for the adapter's initial values and the data order; the same seed, data and settings reproduce a run",
+        env: None,
+    },
+    KeySpec {
+        key: "train.checkpoint_every",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        default: "25",
+        doc: "save a checkpoint every N steps (twin train --resume continues from the last one)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.eval_every",
+        kind: Kind::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        default: "25",
+        doc: "validation loss every N steps; 0 only at the end",
         env: None,
     },
     KeySpec {
@@ -260,6 +588,82 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub chat: ChatConfig,
     pub voice: VoiceConfig,
+    pub memory: MemoryConfig,
+    pub privacy: PrivacyConfig,
+    pub checkin: CheckinConfig,
+    pub train: TrainConfig,
+}
+
+/// `[privacy]`: who never goes into training, and the passphrase's cost.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    pub never_train: Vec<String>,
+    pub kdf_memory_kib: i64,
+    pub kdf_iterations: i64,
+}
+
+impl PrivacyConfig {
+    pub fn kdf(&self) -> crate::store::KdfParams {
+        crate::store::KdfParams {
+            memory_kib: self.kdf_memory_kib as u32,
+            iterations: self.kdf_iterations as u32,
+            parallelism: 1,
+        }
+    }
+}
+
+/// `[memory]`: embeddings and the memory lifecycle.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    pub embedding_model: String,
+    pub half_life_days: f64,
+    pub compact_threshold: f64,
+    pub cleanup_below: f64,
+}
+
+/// `[checkin]`: when and how the twin reaches out (see `crate::checkin`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinConfig {
+    pub enabled: bool,
+    pub timezone: String,
+    pub rules: Vec<String>,
+    pub quiet_hours: String,
+    pub max_per_day: i64,
+    pub min_gap_minutes: i64,
+    pub catch_up: String,
+    pub catch_up_hours: i64,
+    pub snooze_minutes: i64,
+    pub triggers: bool,
+    pub trigger_time: String,
+    pub silence_days: i64,
+    pub compose: String,
+}
+
+/// `[train]`: training sets, LoRA and the optimizer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub base: String,
+    pub strategies: Vec<String>,
+    pub max_tokens: i64,
+    pub validation: f64,
+    pub rank: i64,
+    pub alpha: f64,
+    pub targets: Vec<String>,
+    pub steps: i64,
+    pub learning_rate: f64,
+    pub warmup_steps: i64,
+    pub min_lr_ratio: f64,
+    pub weight_decay: f64,
+    pub batch_size: i64,
+    pub grad_accum: i64,
+    pub max_grad_norm: f64,
+    pub seed: i64,
+    pub checkpoint_every: i64,
+    pub eval_every: i64,
 }
 
 /// `[voice]`: the whisper model and how it runs.
@@ -288,6 +692,10 @@ pub struct ChatConfig {
     pub repeat_penalty: f64,
     pub seed: i64,
     pub threads: i64,
+    pub engine: String,
+    pub base_url: String,
+    pub api_key: String,
+    pub remote_model: String,
     pub gpu_layers: i64,
 }
 
@@ -317,6 +725,7 @@ pub struct IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: String,
+    pub content: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

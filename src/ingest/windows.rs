@@ -47,8 +47,7 @@ pub fn rebuild(store: &Store, conv: &Conversation, gap_ms: i64) -> Result<u64, S
     let old: Vec<sled::IVec> = store
         .tree(Tree::Windows)
         .scan_prefix(crate::store::Key::new().u64(conv.id))
-        .keys()
-        .filter_map(Result::ok)
+        .filter_map(|kv| kv.ok().map(|(k, _)| k))
         .collect();
     let mut done = conv.clone();
     done.windows_stale = false;

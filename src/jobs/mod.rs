@@ -2,7 +2,8 @@
 //! on one channel with one protocol:
 //! `Started / Progress{done,total,unit,rate} / Log / Token{text} / Done{summary} / Failed{error}`.
 //! The TUI folds these events into pane state; `--batch` prints each as a JSON line.
-//! Later issues add job kinds, never new event shapes.
+//! Later issues add job kinds; the one result that is its own event is a
+//! delivered check-in (`Checkin`), which scripts consume line by line.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -36,6 +37,9 @@ pub enum JobBody {
         total: Option<u64>,
         unit: String,
         rate: Option<f64>,
+        /// Named measurements of this unit of work (training: loss, lr,
+        /// grad_norm, tokens_per_s, ...); omitted from JSON when empty.
+        metrics: Vec<(String, f64)>,
     },
     Log {
         level: Level,
@@ -45,6 +49,15 @@ pub enum JobBody {
     /// throttled: the pieces concatenated are the reply.
     Token {
         text: String,
+    },
+    /// A check-in the twin delivers (job `checkin`). Its `id` on the wire is the
+    /// check-in's own (16 hex digits, what `--snooze`/`--dismiss` take), not the job's.
+    Checkin {
+        id: String,
+        rule: String,
+        text: String,
+        due: String,
+        cites: Vec<String>,
     },
     Done {
         summary: serde_json::Value,
@@ -61,6 +74,7 @@ impl JobBody {
             JobBody::Progress { .. } => "progress",
             JobBody::Log { .. } => "log",
             JobBody::Token { .. } => "token",
+            JobBody::Checkin { .. } => "checkin",
             JobBody::Done { .. } => "done",
             JobBody::Failed { .. } => "failed",
         }
@@ -85,6 +99,21 @@ impl Serialize for JobEvent {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("event", self.body.name())?;
         m.serialize_entry("job", &self.job)?;
+        if let JobBody::Checkin {
+            id,
+            rule,
+            text,
+            due,
+            cites,
+        } = &self.body
+        {
+            m.serialize_entry("id", id)?;
+            m.serialize_entry("rule", rule)?;
+            m.serialize_entry("text", text)?;
+            m.serialize_entry("due", due)?;
+            m.serialize_entry("cites", cites)?;
+            return m.end();
+        }
         m.serialize_entry("id", &self.id)?;
         match &self.body {
             JobBody::Started { title } => m.serialize_entry("title", title)?,
@@ -93,17 +122,26 @@ impl Serialize for JobEvent {
                 total,
                 unit,
                 rate,
+                metrics,
             } => {
                 m.serialize_entry("done", done)?;
                 m.serialize_entry("total", total)?;
                 m.serialize_entry("unit", unit)?;
                 m.serialize_entry("rate", &rate.map(|r| (r * 10.0).round() / 10.0))?;
+                if !metrics.is_empty() {
+                    let map: serde_json::Map<String, serde_json::Value> = metrics
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                        .collect();
+                    m.serialize_entry("metrics", &map)?;
+                }
             }
             JobBody::Log { level, message } => {
                 m.serialize_entry("level", level)?;
                 m.serialize_entry("message", message)?;
             }
             JobBody::Token { text } => m.serialize_entry("text", text)?,
+            JobBody::Checkin { .. } => unreachable!("written above"),
             JobBody::Done { summary } => m.serialize_entry("summary", summary)?,
             JobBody::Failed { error } => m.serialize_entry("error", error)?,
         }
@@ -185,6 +223,23 @@ impl JobCtx {
             total,
             unit: unit.to_string(),
             rate,
+            metrics: Vec::new(),
+        });
+    }
+
+    /// Report `done` of `total` `unit`s with measurements of that unit (a
+    /// training step's loss, learning rate, ...). Never throttled: each is a
+    /// point on a curve.
+    pub fn measure(&self, done: u64, total: Option<u64>, unit: &str, metrics: &[(&str, f64)]) {
+        let now = Instant::now();
+        self.last_progress.set(Some(now));
+        let secs = (now - self.started).as_secs_f64();
+        self.send(JobBody::Progress {
+            done,
+            total,
+            unit: unit.to_string(),
+            rate: (secs > 0.0).then(|| done as f64 / secs),
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         });
     }
 
@@ -198,6 +253,17 @@ impl JobCtx {
     /// Stream a piece of generated text.
     pub fn token(&self, text: impl Into<String>) {
         self.send(JobBody::Token { text: text.into() });
+    }
+
+    /// Report a delivered check-in.
+    pub fn checkin(&self, id: &str, rule: &str, text: &str, due: &str, cites: &[String]) {
+        self.send(JobBody::Checkin {
+            id: id.to_string(),
+            rule: rule.to_string(),
+            text: text.to_string(),
+            due: due.to_string(),
+            cites: cites.to_vec(),
+        });
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -286,7 +352,8 @@ impl Jobs {
                 },
             };
             if let JobBody::Failed { error } = &body {
-                tracing::info!(job = %kind, id, "job failed: {error}");
+                // Errors can quote an export's line: no content in logs.
+                tracing::info!(job = %kind, id, "job failed: {}", crate::logging::redact(error));
             }
             running.lock().expect("jobs lock").remove(&id);
             let _ = tx.send(JobEvent {
@@ -426,6 +493,40 @@ mod tests {
     }
 
     #[test]
+    fn checkins_serialize_with_their_own_id() {
+        let (ctx, mut rx, _) = JobCtx::detached("checkin");
+        ctx.checkin(
+            "00000000000000ab",
+            "daily 08:30",
+            "Good morning!",
+            "2026-11-21T08:30:00+01:00",
+            &[],
+        );
+        let line = serde_json::to_string(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"checkin","job":"checkin","id":"00000000000000ab","rule":"daily 08:30","text":"Good morning!","due":"2026-11-21T08:30:00+01:00","cites":[]}"#
+        );
+    }
+
+    #[test]
+    fn measurements_ride_on_progress_unthrottled() {
+        let (ctx, mut rx, _) = JobCtx::detached("train");
+        ctx.measure(1, Some(2), "steps", &[("loss", 2.5)]);
+        ctx.measure(2, Some(2), "steps", &[("loss", 2.0), ("lr", 0.001)]);
+        let lines: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].ends_with(r#""unit":"steps","rate":null,"metrics":{"loss":2.0,"lr":0.001}}"#)
+                || lines[1].contains(r#""metrics":{"loss":2.0,"lr":0.001}}"#),
+            "{}",
+            lines[1]
+        );
+    }
+
+    #[test]
     fn progress_serializes_with_unit_and_rate() {
         let ev = JobEvent {
             id: 2,
@@ -435,6 +536,7 @@ mod tests {
                 total: None,
                 unit: "files".into(),
                 rate: Some(2.345),
+                metrics: Vec::new(),
             },
         };
         assert_eq!(

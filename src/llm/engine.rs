@@ -202,6 +202,9 @@ pub struct GenerateRequest {
     pub grammar: Option<String>,
     /// Cancels the generation when cancelled (a job's token, say); checked per token.
     pub cancel: Option<CancellationToken>,
+    /// Keep generating past the end of turn until `max_tokens` (benchmarks
+    /// compare fixed lengths, as llama-bench does).
+    pub ignore_eos: bool,
 }
 
 impl GenerateRequest {
@@ -323,6 +326,14 @@ impl Canceller {
 }
 
 impl Generation {
+    /// A generation another producer feeds (a remote server): it watches the
+    /// request's cancel token and whether anyone still listens, so
+    /// [`Generation::cancel`] has nothing to do.
+    pub fn from_events(events: mpsc::UnboundedReceiver<GenEvent>) -> Generation {
+        let (tx, _) = std_mpsc::channel();
+        Generation { id: 0, tx, events }
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -462,7 +473,7 @@ impl Drop for Engine {
 }
 
 /// llama.cpp's backend is process-wide and initialised once.
-fn backend() -> &'static LlamaBackend {
+pub(crate) fn backend() -> &'static LlamaBackend {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {
         llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
@@ -1088,7 +1099,7 @@ fn generate(
             break Finish::Cancelled;
         }
         let token = sampler.sample(&session.ctx, batch.n_tokens() - 1);
-        if vocab.is_eog(token) || vocab.is_control(token) {
+        if (vocab.is_eog(token) || vocab.is_control(token)) && !request.ignore_eos {
             break Finish::Stop;
         }
         generated += 1;

@@ -75,7 +75,8 @@ pub enum Value {
 }
 
 impl Value {
-    fn type_id(&self) -> u32 {
+    /// GGUF's type number for this value.
+    pub fn type_id(&self) -> u32 {
         match self {
             Value::U8(_) => 0,
             Value::I8(_) => 1,

@@ -52,11 +52,13 @@ impl Default for TinyLlama {
     }
 }
 
-/// SplitMix64: a small, good, dependency-free generator for weights.
-struct Rng(u64);
+/// SplitMix64: a small, good, dependency-free generator for weights (and for
+/// the trainer's LoRA initialisation and data order, which must replay exactly).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -65,12 +67,12 @@ impl Rng {
     }
 
     /// Uniform in `[-scale, scale)`.
-    fn uniform(&mut self, scale: f32) -> f32 {
-        let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+    pub fn uniform(&mut self, scale: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         (unit * 2.0 - 1.0) * scale
     }
 
-    fn fill(&mut self, n: u64, scale: f32) -> Vec<f32> {
+    pub fn fill(&mut self, n: u64, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(scale)).collect()
     }
 }

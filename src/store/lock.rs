@@ -1,4 +1,5 @@
-//! One twin process per store: an advisory lock on `twin.lock` holding the pid.
+//! One twin process per store: an advisory lock on `twin.lock` holding the pid
+//! and what holds it ("tui", "batch"), so a refused process can say who has it.
 //! The OS releases it when the process dies, so a crash never leaves it stuck.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -12,7 +13,7 @@ pub(super) struct LockFile {
 }
 
 impl LockFile {
-    pub(super) fn acquire(path: &Path) -> Result<LockFile, StoreError> {
+    pub(super) fn acquire(path: &Path, holder: &str) -> Result<LockFile, StoreError> {
         let io = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -27,18 +28,20 @@ impl LockFile {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let mut words = text.split_whitespace();
                 return Err(StoreError::InUse {
                     path: dir_of(path),
-                    pid: pid.trim().parse().ok(),
+                    pid: words.next().and_then(|p| p.parse().ok()),
+                    holder: words.next().map(str::to_string),
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        write!(file, "{}", std::process::id()).map_err(io)?;
+        write!(file, "{} {holder}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(LockFile { _file: file })
     }

@@ -73,9 +73,13 @@ mod tests {
         {
             let s = Store::open(dir.path()).unwrap();
             // Simulate a version-0 store: records written without counts or version.
-            s.tree(Tree::Messages).insert(b"m1", b"x".to_vec()).unwrap();
-            s.tree(Tree::Messages).insert(b"m2", b"y".to_vec()).unwrap();
-            s.tree(Tree::Meta).clear().unwrap();
+            s.tree_raw(Tree::Messages)
+                .insert(b"m1", b"x".to_vec())
+                .unwrap();
+            s.tree_raw(Tree::Messages)
+                .insert(b"m2", b"y".to_vec())
+                .unwrap();
+            s.tree_raw(Tree::Meta).clear().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), Some(SCHEMA_VERSION));

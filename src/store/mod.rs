@@ -6,8 +6,16 @@
 //!   older store migrates it step by step ([`migrate`]), a newer one is refused.
 //! - Writes that belong together go through [`Store::write`]: one sled transaction
 //!   over every tree, which also keeps the counts exact.
+//! - Opt-in encryption at rest ([`crypt`]): when the store is encrypted every
+//!   value of every tree but `meta` is sealed and every key is hidden here, in
+//!   [`Tx`] and [`View`], so each tree — including ones added later — is covered
+//!   without code of its own. Files kept beside the store go through
+//!   [`Store::seal`] / [`Store::open_sealed`] (or [`Store::write_file`] /
+//!   [`Store::read_file`] in [`Store::files_dir`]). See `docs/privacy.md`.
 
 pub mod codec;
+pub mod convert;
+pub mod crypt;
 mod lock;
 pub mod migrate;
 
@@ -21,6 +29,7 @@ use sled::transaction::{
 };
 
 pub use codec::{CodecError, Key, Record};
+pub use crypt::{CryptError, KdfParams, Passphrase};
 
 /// Every tree in the store. `Meta` is internal (schema version, counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -106,7 +115,12 @@ pub enum StoreError {
         "store in use by another twin process{}: {path}; close that twin (its TUI or batch job) and try again",
         .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), path = .path.display()
     )]
-    InUse { path: PathBuf, pid: Option<u32> },
+    InUse {
+        path: PathBuf,
+        pid: Option<u32>,
+        /// What holds it: "tui", "batch" (None for an older twin).
+        holder: Option<String>,
+    },
     #[error(
         "store {path} has schema version {found}, newer than this twin understands ({supported}); upgrade twin to open it"
     )]
@@ -129,6 +143,8 @@ pub enum StoreError {
     Codec(#[from] CodecError),
     #[error("store migration to schema version {to} failed: {detail}")]
     Migration { to: u32, detail: String },
+    #[error(transparent)]
+    Crypt(#[from] CryptError),
     #[error("{0}")]
     Aborted(String),
 }
@@ -138,69 +154,268 @@ pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     dir: PathBuf,
+    crypt: Option<crypt::Crypt>,
     _lock: lock::LockFile,
 }
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The folder inside the store for files kept beside it.
+pub const FILES_DIR: &str = "files";
 const COUNT_PREFIX: &str = "count/";
 
 impl Store {
-    /// Open (or create) the store in `dir`, migrating an older schema.
+    /// Open (or create) the store in `dir`, migrating an older schema. An
+    /// encrypted store asks the process's passphrase source
+    /// ([`crypt::set_passphrase_source`]) for its passphrase.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_as(dir, "batch")
+    }
+
+    /// Like [`Store::open`], saying in the lock file what holds the store
+    /// ("tui"), so another process refused can tell the user.
+    pub fn open_as(dir: &Path, holder: &str) -> Result<Store, StoreError> {
+        Store::open_full(dir, None, holder)
+    }
+
+    /// [`Store::open`] with the passphrase given (for an encrypted store).
+    pub fn open_with(dir: &Path, pass: Option<&Passphrase>) -> Result<Store, StoreError> {
+        Store::open_full(dir, pass, "batch")
+    }
+
+    fn open_full(dir: &Path, pass: Option<&Passphrase>, holder: &str) -> Result<Store, StoreError> {
+        convert::recover(dir)?;
+        let store = Store::open_raw(dir, holder)?;
+        let store = store.unlock(pass)?;
+        migrate::run(&store, migrate::MIGRATIONS)?;
+        Ok(store)
+    }
+
+    /// Open sled and take the lock; no migration, no unlocking.
+    fn open_raw(dir: &Path, holder: &str) -> Result<Store, StoreError> {
         let io = |source| StoreError::Io {
             path: dir.to_path_buf(),
             source,
         };
         crate::paths::create_private_dir(dir).map_err(io)?;
-        let lock = lock::LockFile::acquire(&dir.join("twin.lock"))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| sled_error(dir, e))?;
+        let lock = lock::LockFile::acquire(&dir.join("twin.lock"), holder)?;
+        // sled releases its own file lock only when its background flusher
+        // lets go of a just-closed database (a store reopened in the same
+        // process: encrypt's swap, tests). Our lock file already rules out
+        // another process, so wait a moment for that instead of failing.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock") =>
+                {
+                    if tries >= 100 {
+                        return Err(sled_error(dir, sled::Error::Io(e)));
+                    }
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(|e| sled_error(dir, e))?,
+            }
+        };
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| sled_error(dir, e))?;
-        let store = Store {
+        // sled creates its files with the process umask; keep them private.
+        crate::paths::make_private_tree(dir).map_err(io)?;
+        Ok(Store {
             db,
             trees,
             dir: dir.to_path_buf(),
+            crypt: None,
             _lock: lock,
-        };
-        migrate::run(&store, migrate::MIGRATIONS)?;
-        Ok(store)
+        })
+    }
+
+    fn unlock(mut self, pass: Option<&Passphrase>) -> Result<Store, StoreError> {
+        if let Some(header) = self.crypt_header()? {
+            let dk = crypt::data_key(&header, pass, &self.dir.display().to_string())?;
+            self.crypt = Some(crypt::Crypt::new(&dk));
+        }
+        Ok(self)
+    }
+
+    /// The encryption header of an encrypted store.
+    pub fn crypt_header(&self) -> Result<Option<crypt::Header>, StoreError> {
+        let v = self
+            .tree_raw(Tree::Meta)
+            .get(crypt::HEADER_KEY)
+            .map_err(|e| sled_error(&self.dir, e))?;
+        v.map(|b| rmp_serde::from_slice(&b).map_err(|e| CryptError::Header(e.to_string()).into()))
+            .transpose()
+    }
+
+    pub(crate) fn set_crypt_header(&self, h: &crypt::Header) -> Result<(), StoreError> {
+        let bytes = rmp_serde::to_vec_named(h).map_err(|e| CryptError::Header(e.to_string()))?;
+        self.tree_raw(Tree::Meta)
+            .insert(crypt::HEADER_KEY, bytes)
+            .map_err(|e| sled_error(&self.dir, e))?;
+        self.flush()
+    }
+
+    /// Whether values and keys are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.crypt.is_some()
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The folder for files kept beside the store (the memory index dump,
+    /// adapters, caches): created private; [`Store::write_file`] and
+    /// [`Store::read_file`] seal and open them; export, import, `twin encrypt`
+    /// and `twin forget` treat everything in it.
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.join(FILES_DIR)
+    }
+
+    /// Seal bytes for a file beside the store: encrypted (with a `twinseal`
+    /// header) when the store is, unchanged otherwise.
+    pub fn seal(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match &self.crypt {
+            None => Ok(bytes.to_vec()),
+            Some(c) => {
+                let mut out = crypt::FILE_MAGIC.to_vec();
+                out.extend(c.seal(crypt::FILE_MAGIC, bytes)?);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Open what [`Store::seal`] made. A plain file given to an encrypted store
+    /// is refused (it would mean something was written beside the store unsealed).
+    pub fn open_sealed(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let sealed = bytes.starts_with(crypt::FILE_MAGIC);
+        match (&self.crypt, sealed) {
+            (None, false) => Ok(bytes.to_vec()),
+            (None, true) => Err(CryptError::Tampered {
+                what: "a sealed file given to a store that is not encrypted".into(),
+            }
+            .into()),
+            (Some(_), false) => Err(CryptError::Tampered {
+                what: "a plain file beside an encrypted store".into(),
+            }
+            .into()),
+            (Some(c), true) => Ok(c.open(
+                crypt::FILE_MAGIC,
+                &bytes[crypt::FILE_MAGIC.len()..],
+                "a file beside the store",
+            )?),
+        }
+    }
+
+    /// Write `name` (a plain file name) in [`Store::files_dir`], sealed, atomically.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        let dir = self.files_dir();
+        let io = |source| StoreError::Io {
+            path: dir.join(name),
+            source,
+        };
+        crate::paths::create_private_dir(&dir).map_err(io)?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        crate::paths::write_private(&tmp, &self.seal(bytes)?).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Read `name` from [`Store::files_dir`] (`None` when absent), opened.
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.files_dir().join(name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(self.open_sealed(&b)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// The names of the files in [`Store::files_dir`], sorted.
+    pub fn file_names(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.files_dir();
+        let mut out = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => {
+                for e in rd {
+                    let e = e.map_err(|source| StoreError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_file() && !name.starts_with('.') {
+                        out.push(name);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(StoreError::Io { path: dir, source }),
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The schema version recorded in `meta` (`None` for a store that predates it).
     pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
         let v = self
-            .tree(Tree::Meta)
+            .tree_raw(Tree::Meta)
             .get(SCHEMA_KEY)
             .map_err(|e| sled_error(&self.dir, e))?;
         Ok(v.map(|b| u32::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 4]))))
     }
 
     pub(crate) fn set_schema_version(&self, v: u32) -> Result<(), StoreError> {
-        self.tree(Tree::Meta)
+        self.tree_raw(Tree::Meta)
             .insert(SCHEMA_KEY, &v.to_be_bytes())
             .map_err(|e| sled_error(&self.dir, e))?;
         self.flush()
     }
 
-    /// Read-only access to a tree (writes go through [`Store::write`]).
-    pub fn tree(&self, tree: Tree) -> &sled::Tree {
+    /// Read-only access to a tree's raw bytes (writes go through
+    /// [`Store::write`]); keys and values come back opened when the store is
+    /// encrypted.
+    pub fn tree(&self, tree: Tree) -> View<'_> {
+        View { store: self, tree }
+    }
+
+    /// The sled tree itself: stored bytes (sealed when encrypted).
+    pub(crate) fn tree_raw(&self, tree: Tree) -> &sled::Tree {
         &self.trees[tree.index()]
+    }
+
+    /// The stored form of `key` in `tree`.
+    fn stored_key(&self, tree: Tree, key: &[u8]) -> Vec<u8> {
+        match (&self.crypt, tree) {
+            (Some(c), t) if t != Tree::Meta => c.hide_key(key),
+            _ => key.to_vec(),
+        }
+    }
+
+    /// Open a stored value (`stored_key` is its key as stored).
+    fn open_value(
+        &self,
+        tree: Tree,
+        stored_key: &[u8],
+        v: sled::IVec,
+    ) -> Result<sled::IVec, StoreError> {
+        match (&self.crypt, tree) {
+            (Some(c), t) if t != Tree::Meta => {
+                Ok(c.open(&context(tree, stored_key), &v, tree.name())?.into())
+            }
+            _ => Ok(v),
+        }
     }
 
     /// Number of records in `tree`, kept exact by [`Store::write`].
     pub fn count(&self, tree: Tree) -> Result<u64, StoreError> {
         let v = self
-            .tree(Tree::Meta)
+            .tree_raw(Tree::Meta)
             .get(count_key(tree))
             .map_err(|e| sled_error(&self.dir, e))?;
         Ok(
@@ -215,10 +430,7 @@ impl Store {
     }
 
     pub fn get<T: Record>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, StoreError> {
-        let v = self
-            .tree(T::TREE)
-            .get(key)
-            .map_err(|e| sled_error(&self.dir, e))?;
+        let v = self.tree(T::TREE).get(key)?;
         Ok(v.map(|b| codec::decode(&b)).transpose()?)
     }
 
@@ -228,7 +440,7 @@ impl Store {
         prefix: impl AsRef<[u8]>,
     ) -> impl Iterator<Item = Result<(sled::IVec, T), StoreError>> + '_ {
         self.tree(T::TREE).scan_prefix(prefix).map(move |kv| {
-            let (k, v) = kv.map_err(|e| sled_error(&self.dir, e))?;
+            let (k, v) = kv?;
             Ok((k, codec::decode(&v)?))
         })
     }
@@ -239,6 +451,7 @@ impl Store {
         let result = self.trees.as_slice().transaction(|views| {
             let mut tx = Tx {
                 views,
+                store: self,
                 deltas: Default::default(),
             };
             let r = f(&mut tx).map_err(|e| e.0)?;
@@ -255,8 +468,8 @@ impl Store {
     /// Recount every tree from scratch (used by migrations and repair).
     pub fn recount(&self) -> Result<(), StoreError> {
         for t in Tree::data() {
-            let n = self.tree(t).len() as u64;
-            self.tree(Tree::Meta)
+            let n = self.tree_raw(t).len() as u64;
+            self.tree_raw(Tree::Meta)
                 .insert(count_key(t), &n.to_be_bytes())
                 .map_err(|e| sled_error(&self.dir, e))?;
         }
@@ -279,6 +492,98 @@ impl Drop for Store {
         if let Err(e) = self.db.flush() {
             tracing::error!("flushing the store on close failed: {e}");
         }
+    }
+}
+
+/// What a sealed value is bound to: its tree and its key as stored.
+fn context(tree: Tree, stored_key: &[u8]) -> Vec<u8> {
+    let mut c = tree.name().as_bytes().to_vec();
+    c.push(0);
+    c.extend_from_slice(stored_key);
+    c
+}
+
+/// One tree, read through the store (opened when encrypted).
+pub struct View<'a> {
+    store: &'a Store,
+    tree: Tree,
+}
+
+/// Items of a [`View`] scan.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + 'a>;
+
+impl<'a> View<'a> {
+    fn raw(&self) -> &'a sled::Tree {
+        self.store.tree_raw(self.tree)
+    }
+
+    fn err(&self, e: sled::Error) -> StoreError {
+        sled_error(&self.store.dir, e)
+    }
+
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<sled::IVec>, StoreError> {
+        let k = self.store.stored_key(self.tree, key.as_ref());
+        match self.raw().get(&k).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.store.open_value(self.tree, &k, v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        let k = self.store.stored_key(self.tree, key.as_ref());
+        self.raw().contains_key(&k).map_err(|e| self.err(e))
+    }
+
+    /// Keys and values whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> KvIter<'a> {
+        let store = self.store;
+        let tree = self.tree;
+        let raw = self.raw();
+        let stored_prefix = store.stored_key(tree, prefix.as_ref());
+        match &store.crypt {
+            Some(c) if tree != Tree::Meta => {
+                // Hidden keys are not in key order: read the keys, sort by the
+                // real key, then fetch each value.
+                let mut keys = Vec::new();
+                for k in raw.scan_prefix(&stored_prefix).keys() {
+                    match k {
+                        Ok(k) => keys.push((c.reveal_key(&k), k)),
+                        Err(e) => return Box::new(std::iter::once(Err(sled_error(&store.dir, e)))),
+                    }
+                }
+                keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                Box::new(keys.into_iter().filter_map(move |(plain, stored)| {
+                    match raw.get(&stored) {
+                        Ok(Some(v)) => Some(
+                            store
+                                .open_value(tree, &stored, v)
+                                .map(|v| (sled::IVec::from(plain), v)),
+                        ),
+                        // Removed since the keys were read.
+                        Ok(None) => None,
+                        Err(e) => Some(Err(sled_error(&store.dir, e))),
+                    }
+                }))
+            }
+            _ => Box::new(
+                raw.scan_prefix(stored_prefix)
+                    .map(move |kv| kv.map_err(|e| sled_error(&store.dir, e))),
+            ),
+        }
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> KvIter<'a> {
+        self.scan_prefix([])
+    }
+
+    /// Stored records (not kept exact under concurrent writes; see [`Store::count`]).
+    pub fn len(&self) -> usize {
+        self.raw().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw().is_empty()
     }
 }
 
@@ -327,6 +632,7 @@ impl From<CodecError> for TxError {
 /// The view of every tree inside one transaction.
 pub struct Tx<'a> {
     views: &'a [TransactionalTree],
+    store: &'a Store,
     deltas: [Cell<i64>; Tree::ALL.len()],
 }
 
@@ -337,8 +643,7 @@ impl Tx<'_> {
 
     pub fn get<T: Record>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, TxError> {
         Ok(self
-            .view(T::TREE)
-            .get(key.as_ref())?
+            .get_raw(T::TREE, key)?
             .map(|b| codec::decode(&b))
             .transpose()?)
     }
@@ -349,7 +654,11 @@ impl Tx<'_> {
         tree: Tree,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<sled::IVec>, TxError> {
-        Ok(self.view(tree).get(key.as_ref())?)
+        let k = self.store.stored_key(tree, key.as_ref());
+        match self.view(tree).get(&k)? {
+            Some(v) => Ok(Some(self.store.open_value(tree, &k, v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Insert or replace; returns true when the key was new.
@@ -364,7 +673,14 @@ impl Tx<'_> {
         key: impl AsRef<[u8]>,
         bytes: Vec<u8>,
     ) -> Result<bool, TxError> {
-        let new = self.view(tree).insert(key.as_ref(), bytes)?.is_none();
+        let k = self.store.stored_key(tree, key.as_ref());
+        let bytes = match (&self.store.crypt, tree) {
+            (Some(c), t) if t != Tree::Meta => c
+                .seal(&context(tree, &k), &bytes)
+                .map_err(StoreError::from)?,
+            _ => bytes,
+        };
+        let new = self.view(tree).insert(k, bytes)?.is_none();
         if new {
             self.bump(tree, 1);
         }
@@ -373,7 +689,8 @@ impl Tx<'_> {
 
     /// Remove; returns true when the key existed.
     pub fn remove(&mut self, tree: Tree, key: impl AsRef<[u8]>) -> Result<bool, TxError> {
-        let existed = self.view(tree).remove(key.as_ref())?.is_some();
+        let k = self.store.stored_key(tree, key.as_ref());
+        let existed = self.view(tree).remove(k)?.is_some();
         if existed {
             self.bump(tree, -1);
         }

@@ -41,10 +41,18 @@ pub enum Mode {
     Help,
     /// While a text prompt is open.
     Prompt,
+    /// While typing a chat message: other keys type into it.
+    Compose,
+    /// While the Check-ins view is open (checked before global).
+    Checkins,
+    /// While the multi-line editor is open (editing a memory).
+    Editor,
+    /// While a yes/no question waits for its answer.
+    Confirm,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Global,
         Mode::Ingest,
         Mode::Memory,
@@ -52,6 +60,10 @@ impl Mode {
         Mode::Chat,
         Mode::Help,
         Mode::Prompt,
+        Mode::Compose,
+        Mode::Checkins,
+        Mode::Editor,
+        Mode::Confirm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +75,10 @@ impl Mode {
             Mode::Chat => "chat",
             Mode::Help => "help",
             Mode::Prompt => "prompt",
+            Mode::Compose => "compose",
+            Mode::Checkins => "checkins",
+            Mode::Editor => "editor",
+            Mode::Confirm => "confirm",
         }
     }
 

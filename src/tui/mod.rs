@@ -4,6 +4,7 @@
 
 pub mod complete;
 pub mod keymap;
+pub mod osc52;
 pub mod panes;
 pub mod terminal;
 pub mod theme;
@@ -12,7 +13,8 @@ pub mod ui;
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
@@ -21,12 +23,16 @@ use futures_util::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use crate::app::{self, Action, Effect, LayoutMode, State};
+use crate::checkin;
 use crate::config::Loaded;
 use crate::diag::Diagnostic;
 use crate::ingest::{contacts, demo, identity, overview, pipeline, profile, windows};
 use crate::jobs::{Jobs, Level};
+use crate::llm::{EngineConfig, chat, sessions};
+use crate::memory::{self, Memories};
 use crate::paths::Paths;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -35,6 +41,9 @@ use theme::{TermEnv, Theme};
 
 /// The shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(16);
+
+/// A search starts once typing has paused this long.
+const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// Load the keymap and theme the config names, with their warnings.
 pub fn load_look(
@@ -56,7 +65,12 @@ pub fn run(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(event_loop(paths, config, store))
+    let result = runtime.block_on(event_loop(paths, config, store));
+    // Quitting must not wait for blocking work that ignores cancellation (the
+    // embedding model loading, a generation between tokens): give it a moment,
+    // then let the process end; the terminal is already restored.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    result
 }
 
 /// What performing effects needs.
@@ -65,11 +79,25 @@ struct Ctx {
     config: Loaded,
     store: Arc<Store>,
     jobs: Jobs,
+    /// The chat engine, kept across turns (the model loads on the first one).
+    chat: Arc<chat::ChatEngine>,
+    /// `[checkin]`, or why it is unusable (check-ins are off then).
+    checkin: Result<Arc<checkin::Settings>, String>,
+    /// The store's memory, opened once in the background and kept for the session.
+    memory: Arc<OnceLock<Arc<Memories>>>,
+    /// Actions from work done off the event loop (reads, memory changes).
+    actions: mpsc::UnboundedSender<Action>,
+    /// The newest memory list request: a debounced one that is no longer newest is skipped.
+    memory_seq: Arc<AtomicU64>,
     /// Set to stop the push-to-talk recording (a new one gets a new flag).
     ptt_stop: std::sync::Mutex<Arc<std::sync::atomic::AtomicBool>>,
     /// The whisper model, loaded by the first push-to-talk and kept.
     voice_model: Arc<std::sync::Mutex<Option<crate::voice::Transcriber>>>,
 }
+
+/// The longest the check-in timer sleeps before it looks again (a laptop that
+/// slept, a clock that was changed); it is otherwise set to the next due time.
+const CHECKIN_TIMER_MAX: Duration = Duration::from_secs(3600);
 
 async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Result<()> {
     let (keymap, theme, diags) = load_look(&paths, &config, &TermEnv::from_env());
@@ -78,19 +106,41 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         tracing::warn!("{d}");
         state.notify(Level::Warn, d.to_string());
     }
+    if let Some(w) = crate::privacy::exposed_warning(&paths) {
+        state.notify(Level::Warn, w);
+    }
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
+    state.training = Some(crate::train::registry::overview(&store)?);
     let (jobs, mut job_events) = Jobs::new();
+    let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
+    state.chat.model = Some(engine.model.clone());
+    state.chat.adapter = engine.adapter.clone();
+    if config.config.chat.engine == "openai" {
+        state.chat.remote = Some(config.config.chat.base_url.clone());
+    }
+    let chat_engine = Arc::new(chat::ChatEngine::from_config(&config.config.chat, engine));
+    let checkin = checkin::Settings::from_config(&config.config).map(Arc::new);
+    if let Err(e) = &checkin {
+        state.notify(Level::Warn, format!("check-ins are off: {e}"));
+    }
+    let (actions, mut background) = mpsc::unbounded_channel();
     let ctx = Ctx {
         paths,
         config,
         store: Arc::new(store),
         jobs,
+        chat: chat_engine,
+        checkin,
+        memory: Arc::new(OnceLock::new()),
+        actions,
+        memory_seq: Arc::new(AtomicU64::new(0)),
         ptt_stop: Default::default(),
         voice_model: Default::default(),
     };
     // ALSA would print its complaints (no sound card over SSH) onto the screen.
     crate::voice::mic::quiet_alsa();
+    perform(Effect::LoadMemory, &ctx);
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -103,8 +153,20 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     let mut pending_keys: Vec<Key> = Vec::new();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    // Catch up on check-ins that fell due while twin was closed.
+    let mut queue = VecDeque::from([Action::CheckinTick]);
+    while let Some(action) = queue.pop_front() {
+        for effect in app::update(&mut state, action) {
+            queue.extend(perform(effect, &ctx));
+        }
+    }
 
     loop {
+        // Sleep until the next check-in is due: no polling in between.
+        let checkin_timer = state.checkins.next_wake_ms.map(|ms| {
+            let left = ms - chrono::Utc::now().timestamp_millis();
+            Duration::from_millis(left.max(0) as u64).min(CHECKIN_TIMER_MAX)
+        });
         let view = ui::View {
             theme: &theme,
             keymap: &keymap,
@@ -121,10 +183,15 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
                 last_draw = Instant::now();
                 continue;
             }
+            _ = tokio::time::sleep(checkin_timer.unwrap_or_default()), if checkin_timer.is_some() && !state.checkins.running => {
+                state.checkins.next_wake_ms = None;
+                Some(Action::CheckinTick)
+            }
             _ = hangup.recv() => { tracing::info!("SIGHUP: the terminal went away"); Some(Action::Quit) }
             _ = terminate.recv() => { tracing::info!("SIGTERM"); Some(Action::Quit) }
             _ = interrupt.recv() => Some(Action::Quit),
             ev = job_events.recv() => ev.map(Action::Job),
+            a = background.recv() => a,
             ev = events.next() => match ev {
                 Some(Ok(ev)) => terminal_action(&ev, &state, &view, &keymap, &mut pending_keys),
                 Some(Err(e)) => { tracing::warn!("terminal input failed, leaving: {e}"); Some(Action::Quit) }
@@ -149,6 +216,12 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         }
     }
     ctx.jobs.cancel_all();
+    // Work still running off the loop (memory opening, a composing check-in)
+    // may hold the store past this point: make what the session wrote durable
+    // now, since quitting does not wait for that work.
+    if let Err(e) = ctx.store.flush() {
+        tracing::warn!("store not flushed: {e}");
+    }
     Ok(())
 }
 
@@ -195,12 +268,18 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
         Effect::RefreshOverview => {
             let status = StatusReport::gather(&ctx.paths, &ctx.config, &ctx.store);
             let ingest = overview::gather(&ctx.store);
-            match (status, ingest) {
-                (Ok(s), Ok(i)) => vec![
+            let training = crate::train::registry::overview(&ctx.store);
+            match (status, ingest, training) {
+                (Ok(s), Ok(i), Ok(t)) => vec![
                     Action::Overview(Box::new(s)),
                     Action::IngestOverview(Box::new(i)),
+                    Action::TrainingOverview(Box::new(t)),
                 ],
-                (Err(e), _) | (_, Err(e)) => {
+                (_, _, Err(e)) => notify(
+                    Level::Error,
+                    format!("reading the training runs failed: {e:#}"),
+                ),
+                (Err(e), _, _) | (_, Err(e), _) => {
                     notify(Level::Error, format!("reading the store failed: {e}"))
                 }
             }
@@ -227,6 +306,34 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             ctx.jobs.spawn_blocking("ingest", title, move |job| {
                 pipeline::run(&store, &opts, job)
             });
+            Vec::new()
+        }
+        Effect::BuildDataset | Effect::StartTraining { .. } => {
+            let models_dir = ctx.config.models_dir(&ctx.paths);
+            let setup =
+                match crate::train::run::Setup::new(&ctx.config.config, &ctx.paths, &models_dir) {
+                    Ok(s) => s,
+                    Err(e) => return notify(Level::Error, e),
+                };
+            let store = ctx.store.clone();
+            match effect {
+                Effect::StartTraining { resume } => {
+                    let title = if resume {
+                        "resuming training"
+                    } else {
+                        "training a LoRA adapter"
+                    };
+                    ctx.jobs.spawn_blocking("train", title, move |job| {
+                        crate::train::run::train(&store, &setup, resume, job)
+                    });
+                }
+                _ => {
+                    ctx.jobs
+                        .spawn_blocking("dataset", "building the training set", move |job| {
+                            crate::train::run::build_dataset(&store, &setup, job)
+                        });
+                }
+            }
             Vec::new()
         }
         Effect::StartDemo => {
@@ -270,7 +377,379 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
         Effect::SplitContact(contact, name) => contacts_job(ctx, "splitting a contact", move |s| {
             contacts::split(s, contact, &name)
         }),
+        Effect::ChatTurn {
+            question,
+            history,
+            session,
+            contact,
+            adapter,
+        } => {
+            let (store, engine) = (ctx.store.clone(), ctx.chat.clone());
+            let system = ctx.config.config.chat.system_prompt.clone();
+            let request = chat::TurnRequest {
+                question,
+                history,
+                session,
+                contact,
+                adapter,
+            };
+            // Memories are recalled once memory has loaded; until then the
+            // twin says it does not know.
+            let memory = ctx.memory.get().cloned();
+            ctx.jobs.spawn_blocking("chat", "chatting", move |job| {
+                let retriever: &dyn chat::Retriever = match &memory {
+                    Some(m) => m.as_ref(),
+                    None => &chat::NoMemories,
+                };
+                chat::turn(job, &engine, &store, &system, retriever, request)
+            });
+            Vec::new()
+        }
+        Effect::Copy(text) => {
+            // OSC 52: the terminal (even one at the far end of SSH) sets its clipboard.
+            use std::io::Write;
+            let mut out = io::stdout().lock();
+            let _ = write!(out, "\x1b]52;c;{}\x07", osc52::base64(text.as_bytes()));
+            let _ = out.flush();
+            Vec::new()
+        }
+        Effect::ListSessions => match sessions::list(&ctx.store) {
+            Ok(list) => vec![Action::ChatSessionList(list)],
+            Err(e) => notify(
+                Level::Error,
+                format!("reading the chat sessions failed: {e}"),
+            ),
+        },
+        Effect::LoadSession(id) => match sessions::ChatSession::load(&ctx.store, id) {
+            Ok(Some(s)) => vec![Action::ChatSessionLoaded(Box::new(s))],
+            Ok(None) => notify(Level::Error, format!("chat session {id} is gone")),
+            Err(e) => notify(
+                Level::Error,
+                format!("reading chat session {id} failed: {e}"),
+            ),
+        },
+        Effect::PlanForget(id) => {
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &ctx.config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return notify(Level::Error, e),
+            };
+            let planned = ctx
+                .store
+                .get::<crate::ingest::records::Contact>(crate::ingest::records::Contact::key(id))
+                .map_err(anyhow::Error::from)
+                .and_then(|c| {
+                    let c = c.ok_or_else(|| anyhow::anyhow!("that contact is gone"))?;
+                    crate::privacy::forget::plan(&ctx.store, &c, opts.zone)
+                });
+            match planned {
+                Ok(plan) => vec![Action::ForgetPlanned {
+                    contact: id,
+                    plan: Box::new(plan),
+                }],
+                Err(e) => notify(Level::Error, format!("cannot plan the forget: {e:#}")),
+            }
+        }
+        Effect::Forget(id) => {
+            let opts = match pipeline::Options::from_config(
+                Vec::new(),
+                None,
+                Vec::new(),
+                &ctx.config.config,
+            ) {
+                Ok(o) => o,
+                Err(e) => return notify(Level::Error, e),
+            };
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("forget", "forgetting a contact", move |job| {
+                    let c = store
+                        .get::<crate::ingest::records::Contact>(
+                            crate::ingest::records::Contact::key(id),
+                        )?
+                        .ok_or_else(|| anyhow::anyhow!("that contact is gone"))?;
+                    crate::privacy::forget::apply(&store, &c, opts.zone, opts.window_gap_ms, job)
+                });
+            Vec::new()
+        }
+        Effect::CheckinTick => {
+            let Ok(settings) = ctx.checkin.clone() else {
+                return Vec::new();
+            };
+            let model = checkin::job::model_for(
+                &settings,
+                &ctx.config.config.chat,
+                &ctx.config.models_dir(&ctx.paths),
+            );
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("checkin", "checking in", move |job| {
+                    let mut composer = checkin::job::Composer::new(model);
+                    checkin::job::deliver_due(
+                        &store,
+                        &settings,
+                        &checkin::SystemClock,
+                        &mut composer,
+                        job,
+                    )
+                });
+            Vec::new()
+        }
+        Effect::RefreshCheckins => {
+            let Ok(settings) = &ctx.checkin else {
+                return Vec::new();
+            };
+            let clock = checkin::SystemClock;
+            let zone = if ctx.config.config.checkin.timezone.is_empty() {
+                &ctx.config.config.ingest.timezone
+            } else {
+                &ctx.config.config.checkin.timezone
+            };
+            let list = checkin::job::list(&ctx.store, settings, &clock, zone, 7);
+            let next = checkin::Scheduler::new(&ctx.store, settings, &clock).next_wake();
+            match (list, next) {
+                (Ok(l), Ok(n)) => vec![Action::Checkins(
+                    Box::new(l),
+                    n.map(|t| t.timestamp_millis()),
+                )],
+                (Err(e), _) => notify(Level::Error, format!("reading check-ins failed: {e:#}")),
+                (_, Err(e)) => notify(Level::Error, format!("reading check-ins failed: {e}")),
+            }
+        }
+        Effect::SnoozeCheckin(id) => change_checkin(ctx, &id, true),
+        Effect::DismissCheckin(id) => change_checkin(ctx, &id, false),
+        Effect::OpenCheckin(id) => {
+            let found = checkin::Checkin::parse_id(&id)
+                .map(|n| ctx.store.get::<checkin::Checkin>(checkin::Checkin::key(n)));
+            match found {
+                Some(Ok(Some(c))) => {
+                    vec![Action::CheckinOpened(Box::new(checkin::opening_turn(&c)))]
+                }
+                Some(Err(e)) => notify(Level::Error, format!("reading the check-in failed: {e}")),
+                _ => notify(
+                    Level::Info,
+                    "that check-in is not due yet: nothing to open".to_string(),
+                ),
+            }
+        }
+        Effect::Alert(text) => {
+            if let Err(e) = terminal::alert("twin", &text) {
+                tracing::warn!("could not send the notification: {e}");
+            }
+            Vec::new()
+        }
+        Effect::LoadMemory => {
+            let (store, cell, tx) = (ctx.store.clone(), ctx.memory.clone(), ctx.actions.clone());
+            let config = ctx.config.config.clone();
+            let models = ctx.config.models_dir(&ctx.paths);
+            tokio::task::spawn_blocking(move || {
+                let opened = memory::open_configured(store, &config, &models)
+                    .map(|(mem, notes)| {
+                        let _ = cell.set(Arc::new(mem));
+                        notes
+                    })
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(Action::MemoryOpened(opened));
+            });
+            Vec::new()
+        }
+        Effect::BuildMemory => {
+            let Some(mem) = ctx.memory.get().cloned() else {
+                return notify(Level::Info, "memory is still loading…".into());
+            };
+            ctx.jobs
+                .spawn_blocking("index", "building memories", move |job| {
+                    Ok(memory::build::build(&mem, job)?)
+                });
+            Vec::new()
+        }
+        Effect::ComputeL1 => {
+            let Some(mem) = ctx.memory.get().cloned() else {
+                return notify(Level::Info, "memory is still loading…".into());
+            };
+            ctx.jobs.spawn_blocking(
+                "topics",
+                "finding topics and writing the biography",
+                move |job| {
+                    let l1 = memory::topics::compute(&mem, Some(job))?;
+                    Ok(serde_json::json!({
+                        "topics": l1.topics.len(),
+                        "entities": l1.entities.len(),
+                    }))
+                },
+            );
+            Vec::new()
+        }
+        Effect::QueryMemories {
+            seq,
+            query,
+            debounce,
+        } => {
+            ctx.memory_seq.store(seq, Ordering::SeqCst);
+            let latest = ctx.memory_seq.clone();
+            let run = move |mem: &Memories| {
+                if latest.load(Ordering::SeqCst) != seq {
+                    return Vec::new();
+                }
+                let (rows, total, error) = match app::memory::read_rows(mem, &query) {
+                    Ok((rows, total)) => (rows, total, None),
+                    Err(e) => (Vec::new(), 0, Some(format!("memory search failed: {e}"))),
+                };
+                vec![Action::MemoryRows {
+                    seq,
+                    rows,
+                    total,
+                    error,
+                }]
+            };
+            background(ctx, debounce.then_some(SEARCH_DEBOUNCE), run)
+        }
+        Effect::ShowMemory(id) => background(ctx, None, move |mem| {
+            let found = mem
+                .resolve(&id)
+                .and_then(|id| app::memory::read_detail(mem, id));
+            match found {
+                Ok(d) => vec![Action::MemoryDetail(Box::new(d.detail))],
+                Err(e) => vec![Action::MemoryFailed(e.to_string())],
+            }
+        }),
+        Effect::MemorySource(id) => {
+            background(ctx, None, move |mem| {
+                match app::memory::read_source(mem, id) {
+                    Ok(s) => vec![Action::MemorySourceShown(Box::new(s))],
+                    Err(e) => vec![Action::MemoryFailed(e.to_string())],
+                }
+            })
+        }
+        Effect::PinMemory(id, pinned) => background(ctx, None, move |mem| {
+            let done = mem
+                .set_pinned(id, pinned)
+                .and_then(|_| app::memory::read_detail(mem, id));
+            match done {
+                Ok(d) => {
+                    let note = format!(
+                        "{} {}",
+                        if pinned { "pinned" } else { "unpinned" },
+                        memory::show_id(id)
+                    );
+                    vec![Action::MemoryChanged {
+                        detail: Box::new(d),
+                        note,
+                    }]
+                }
+                Err(e) => vec![Action::MemoryFailed(e.to_string())],
+            }
+        }),
+        Effect::SaveMemory(id, text) => background(ctx, None, move |mem| {
+            let done = mem
+                .edit(id, None, text)
+                .and_then(|_| app::memory::read_detail(mem, id));
+            match done {
+                Ok(d) => vec![Action::MemoryChanged {
+                    detail: Box::new(d),
+                    note: format!(
+                        "saved {}: re-embedded, and kept as you wrote it",
+                        memory::show_id(id)
+                    ),
+                }],
+                Err(e) => vec![Action::MemoryFailed(format!("saving failed: {e}"))],
+            }
+        }),
+        Effect::ForgetMemory(id) => background(ctx, None, move |mem| match mem.forget(id) {
+            Ok(m) => {
+                let sources = m
+                    .provenance
+                    .iter()
+                    .filter(|p| p.message_key().is_some())
+                    .count();
+                let note = if sources > 0 {
+                    format!(
+                        "forgot {} {}: its {sources} source messages are left out of training from now on",
+                        m.kind.name(),
+                        memory::show_id(id)
+                    )
+                } else {
+                    format!("forgot {} {}", m.kind.name(), memory::show_id(id))
+                };
+                vec![Action::MemoryForgotten { id, note }]
+            }
+            Err(e) => vec![Action::MemoryFailed(format!("forgetting failed: {e}"))],
+        }),
+        Effect::ReadL1 => background(ctx, None, |mem| {
+            match memory::topics::L1::load(mem.store()) {
+                Ok(l1) => vec![Action::MemoryL1(l1.map(Box::new))],
+                Err(e) => vec![Action::MemoryFailed(format!("reading topics failed: {e}"))],
+            }
+        }),
+        Effect::ReadRows(ids) => {
+            background(ctx, None, move |mem| {
+                match app::memory::read_rows_of(mem, &ids) {
+                    Ok(rows) => vec![Action::MemoryTopicRows(rows)],
+                    Err(e) => vec![Action::MemoryFailed(e.to_string())],
+                }
+            })
+        }
     }
+}
+
+/// Snooze or dismiss a check-in, then re-read the list.
+fn change_checkin(ctx: &Ctx, id: &str, snooze: bool) -> Vec<Action> {
+    let notify = |level, text: String| vec![Action::Notify(app::Notification { level, text })];
+    let Ok(settings) = &ctx.checkin else {
+        return Vec::new();
+    };
+    let sched = checkin::Scheduler::new(&ctx.store, settings, &checkin::SystemClock);
+    let done = if snooze {
+        sched.snooze(id, None)
+    } else {
+        sched.dismiss(id)
+    };
+    let mut out = match done {
+        Ok(c) if snooze => notify(
+            Level::Info,
+            format!(
+                "check-in snoozed until {}",
+                settings.local_string(
+                    chrono::DateTime::from_timestamp_millis(c.ready_ms()).unwrap_or_default()
+                )
+            ),
+        ),
+        Ok(_) => notify(Level::Info, "check-in dismissed".to_string()),
+        Err(e) => notify(Level::Error, e.to_string()),
+    };
+    out.extend(perform(Effect::RefreshCheckins, ctx));
+    out
+}
+
+/// Run `work` on the open memory off the event loop (after `delay`), and send
+/// the actions it returns back to the loop.
+fn background(
+    ctx: &Ctx,
+    delay: Option<Duration>,
+    work: impl FnOnce(&Memories) -> Vec<Action> + Send + 'static,
+) -> Vec<Action> {
+    let Some(mem) = ctx.memory.get().cloned() else {
+        return vec![Action::Notify(app::Notification {
+            level: Level::Info,
+            text: "memory is still loading…".into(),
+        })];
+    };
+    let tx = ctx.actions.clone();
+    tokio::spawn(async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        if let Ok(actions) = tokio::task::spawn_blocking(move || work(&mem)).await {
+            for a in actions {
+                let _ = tx.send(a);
+            }
+        }
+    });
+    Vec::new()
 }
 
 fn draw(
@@ -294,6 +773,26 @@ fn terminal_action(
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => {
             let key = Key::from_event(k)?;
+            if state.confirm.is_some() {
+                // A question waits: only its answers act.
+                return match keymap.resolve(&[Mode::Confirm], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending | Resolved::Unbound => None,
+                };
+            }
+            if state.memory.editing.is_some() && state.focus == app::Pane::Memory {
+                // Typing goes into the editor; only its own keys act.
+                return match keymap.resolve(&[Mode::Editor], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending => None,
+                    Resolved::Unbound => match key.code {
+                        keymap::Code::Char(c) if !key.ctrl && !key.alt => {
+                            Some(Action::EditorInsert(c))
+                        }
+                        _ => None,
+                    },
+                };
+            }
             if state.prompt.is_some() {
                 // Typing goes into the prompt; only its own keys act.
                 return match keymap.resolve(&[Mode::Prompt], pending, key) {
@@ -307,8 +806,23 @@ fn terminal_action(
                     },
                 };
             }
+            if state.chat.composing && state.focus == app::Pane::Chat && !state.help {
+                // Typing goes into the message; only its own keys act.
+                return match keymap.resolve(&[Mode::Compose], pending, key) {
+                    Resolved::Action(a) => Some(a),
+                    Resolved::Pending => None,
+                    Resolved::Unbound => match key.code {
+                        keymap::Code::Char(c) if !key.ctrl && !key.alt => {
+                            Some(Action::ChatInsert(c))
+                        }
+                        _ => None,
+                    },
+                };
+            }
             let modes: &[Mode] = if state.help {
                 &[Mode::Help, Mode::Global]
+            } else if state.checkins.view.is_some() {
+                &[Mode::Checkins, Mode::Global]
             } else {
                 &[Mode::of_pane(state.focus), Mode::Global]
             };

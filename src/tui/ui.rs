@@ -103,8 +103,14 @@ pub fn render(frame: &mut Frame, state: &State, view: &View) {
         render_pane(frame, *pane, *rect, state, view);
     }
     render_status(frame, a.status, state, view);
-    if let Some(prompt) = &state.prompt {
+    if let Some(prompt) = state.prompt.as_ref().filter(|p| !p.purpose.inline()) {
         render_prompt(frame, area, prompt, view);
+    }
+    if state.checkins.view.is_some() {
+        panes::checkins::render_overlay(frame, area, state, view);
+    }
+    if let Some(confirm) = &state.confirm {
+        render_confirm(frame, area, confirm, view);
     }
     if state.help {
         render_help(frame, area, state, view);
@@ -162,6 +168,49 @@ fn render_prompt(frame: &mut Frame, area: Rect, prompt: &crate::app::Prompt, vie
     );
 }
 
+/// A yes/no question in the middle of the screen.
+fn render_confirm(frame: &mut Frame, area: Rect, confirm: &crate::app::Confirm, view: &View) {
+    let t = view.theme;
+    let hint = [(Action::ConfirmYes, "yes"), (Action::ConfirmNo, "no")]
+        .iter()
+        .filter_map(|(a, what)| {
+            view.keymap
+                .key_for(Mode::Confirm, a)
+                .map(|k| format!("{k} {what}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let w = area.width.saturating_sub(4).min(64);
+    let inner = w.saturating_sub(4).max(1) as usize;
+    let mut lines = vec![Line::styled(confirm.question.clone(), t.get("ui.text.em"))];
+    for d in &confirm.detail {
+        lines.extend(
+            panes::wrap(d, inner)
+                .into_iter()
+                .map(|l| Line::styled(l, t.get("ui.text"))),
+        );
+    }
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(t.get("ui.border.focus"))
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(" Are you sure? ", t.get("ui.title.focus")))
+        .title_bottom(Span::styled(format!(" {hint} "), t.get("ui.text.dim")));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines).block(block).style(t.get("ui.text")),
+        rect,
+    );
+}
+
 fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &View) {
     let t = view.theme;
     let focused = pane == state.focus;
@@ -180,22 +229,54 @@ fn render_pane(frame: &mut Frame, pane: Pane, rect: Rect, state: &State, view: &
         .border_style(border)
         .padding(Padding::horizontal(1))
         .title(Span::styled(format!(" {} ", pane.title()), title));
-    let lines = panes::lines(pane, state, view, rect.width.saturating_sub(4));
-    let inner = block.inner(rect);
-    let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
-    let mut scroll = state.scroll[pane.index()].min(max_scroll);
+    let width = rect.width.saturating_sub(4);
+    let lines = panes::lines(pane, state, view, width);
+    let mut inner = block.inner(rect);
+    let footer = panes::footer(pane, state, view, width);
+    let footer_h = (footer.len() as u16).min(inner.height.saturating_sub(1));
+    if footer_h > 0 {
+        let at = Rect {
+            y: inner.bottom() - footer_h,
+            height: footer_h,
+            ..inner
+        };
+        inner.height -= footer_h;
+        frame.render_widget(Paragraph::new(footer), at);
+    }
+    let mut scroll = scroll_of(pane, state, lines.len() as u16, inner.height);
     // A list with a selection scrolls to keep the selected line in view.
-    if let Some(line) = panes::selected_line(pane, state) {
+    if let Some(line) = panes::selected_line(pane, state, rect.width.saturating_sub(4)) {
         let line = line as u16;
         scroll = scroll
             .min(line)
             .max((line + 1).saturating_sub(inner.height));
     }
     let p = Paragraph::new(lines)
-        .block(block)
         .wrap(Wrap { trim: false })
         .scroll((scroll, 0));
-    frame.render_widget(p, rect);
+    frame.render_widget(block, rect);
+    // A training run's loss chart sits above the pane's text when there is room.
+    let chart_rows = panes::training::CHART_ROWS;
+    if pane == Pane::Training && !state.train_curve.is_empty() && inner.height > chart_rows + 4 {
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(chart_rows), Constraint::Min(1)]).areas(inner);
+        panes::training::chart(frame, top, &state.train_curve, t);
+        frame.render_widget(p, rest);
+    } else {
+        frame.render_widget(p, inner);
+    }
+}
+
+/// The first line shown: the offset, or for a pane anchored at its bottom the
+/// offset counted up from the last line.
+fn scroll_of(pane: Pane, state: &State, lines: u16, height: u16) -> u16 {
+    let max_scroll = lines.saturating_sub(height);
+    let offset = state.scroll[pane.index()];
+    if panes::anchored_at_bottom(pane) {
+        max_scroll.saturating_sub(offset)
+    } else {
+        offset.min(max_scroll)
+    }
 }
 
 /// Push-to-talk in the status bar: a level meter while recording.
@@ -233,7 +314,25 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
             t.get("ui.statusbar.keys"),
         ));
     }
-    for job in state.jobs.values() {
+    if state.checkins.unread > 0 {
+        let key = view
+            .keymap
+            .key_for(Mode::Global, &Action::ToggleCheckins)
+            .map(|k| format!(" ({k})"))
+            .unwrap_or_default();
+        spans.push(Span::styled(
+            format!(
+                "✉ {} check-in{}{key} ",
+                state.checkins.unread,
+                if state.checkins.unread == 1 { "" } else { "s" }
+            ),
+            t.get("ui.statusbar.job"),
+        ));
+    }
+    if state.memory.status == crate::app::memory::MemoryStatus::Loading {
+        spans.push(Span::styled("⟳ loading memory ", t.get("ui.statusbar.job")));
+    }
+    for job in state.jobs.values().filter(|j| j.kind != "checkin") {
         if job.kind == crate::voice::PTT_JOB {
             spans.push(Span::styled(voice_meter(job), t.get("ui.statusbar.job")));
             continue;
@@ -247,6 +346,9 @@ fn render_status(frame: &mut Frame, rect: Rect, state: &State, view: &View) {
             format!("⟳ {}{pct}{speed} ", job.kind),
             t.get("ui.statusbar.job"),
         ));
+    }
+    if let Some(s) = panes::status(state) {
+        spans.push(Span::styled(format!("{s}  "), t.get("ui.statusbar.job")));
     }
     if let Some(n) = state.notifications.back() {
         let (key, mark) = match n.level {
@@ -275,7 +377,17 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         height: h,
     };
     let mut lines: Vec<Line> = Vec::new();
-    let modes = [Mode::Global, Mode::of_pane(state.focus), Mode::Help];
+    let mut modes = vec![Mode::Global, Mode::of_pane(state.focus)];
+    if state.focus == Pane::Chat {
+        modes.push(Mode::Compose);
+    }
+    modes.push(Mode::Checkins);
+    match state.focus {
+        Pane::Ingest => modes.push(Mode::Prompt),
+        Pane::Memory => modes.extend([Mode::Prompt, Mode::Editor, Mode::Confirm]),
+        _ => {}
+    }
+    modes.push(Mode::Help);
     for mode in modes {
         let entries = view.keymap.help(mode);
         if entries.is_empty() {
@@ -284,6 +396,11 @@ fn render_help(frame: &mut Frame, area: Rect, state: &State, view: &View) {
         let title = match mode {
             Mode::Global => "Everywhere".to_string(),
             Mode::Help => "In this help".to_string(),
+            Mode::Compose => "While typing a message".to_string(),
+            Mode::Checkins => "In the Check-ins view".to_string(),
+            Mode::Prompt => "Typing in a box".to_string(),
+            Mode::Editor => "In the editor".to_string(),
+            Mode::Confirm => "When asked to confirm".to_string(),
             m => format!("In {}", m.name()),
         };
         if !lines.is_empty() {

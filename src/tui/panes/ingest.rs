@@ -121,10 +121,11 @@ fn contacts(v: &ContactsView, rows: &[ContactRow], view: &View) -> Vec<Line<'sta
         text(format!("Contacts ({})", rows.len()), t),
         dim(
             format!(
-                "{} marks a contact, {} merges the marked one into the selected, {} splits a name off, {} closes",
+                "{} marks a contact, {} merges the marked one into the selected, {} splits a name off, {} forgets one everywhere, {} closes",
                 key(&Action::MarkContact),
                 key(&Action::MergeContacts),
                 key(&Action::SplitContact),
+                key(&Action::ForgetContact),
                 key(&Action::ToggleContacts)
             ),
             t,

@@ -1,0 +1,325 @@
+//! The approximate-nearest-neighbour index over memory vectors: hnsw_rs with a
+//! dot-product distance (vectors are unit length, so it is cosine). Our own
+//! distance, because anndists' `DistDot` asserts `dot <= 1` and a vector's
+//! rounding against itself can exceed it.
+//!
+//! The `vectors` tree is the truth; this index is a cache of it, persisted
+//! beside the store as hnsw_rs's two dump files plus a small sidecar
+//! (`vectors.json`) that names the generation, the embedding model, how many
+//! vector slots the dump covers, and checksums of both files. On open the dump
+//! is used only when every one of those agrees; slots written after the dump
+//! are inserted on top; anything else (missing, stale, corrupt, another
+//! model) rebuilds from the `vectors` tree. Deleted vectors are tombstones
+//! (filtered out of every search) until they pass a share of the index, then
+//! the index is rebuilt without them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
+use serde::{Deserialize, Serialize};
+
+/// Links per node (hnswlib's M) and the construction beam.
+const MAX_CONN: usize = 24;
+const EF_CONSTRUCTION: usize = 200;
+const MAX_LAYER: usize = 16;
+const BASENAME: &str = "vectors";
+
+/// 1 - dot for unit vectors, clamped at 0; AVX2+FMA when the CPU has it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - fast_dot(a, b)).max(0.0)
+    }
+}
+
+/// Dot product with eight independent sums (vectorises well).
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot8(a, b)
+}
+
+pub fn fast_dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot8(a, b)
+}
+
+/// What the sidecar file records about a dump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpInfo {
+    pub generation: u64,
+    pub model: String,
+    pub dim: usize,
+    /// Slots `0..covered` were in the index when it was dumped.
+    pub covered: u64,
+    pub points: usize,
+    pub graph_hash: u64,
+    pub data_hash: u64,
+}
+
+pub struct VectorIndex {
+    hnsw: Hnsw<'static, f32, UnitCosine>,
+    dim: usize,
+    points: usize,
+}
+
+impl VectorIndex {
+    pub fn new(dim: usize, expected: usize) -> VectorIndex {
+        VectorIndex {
+            hnsw: Hnsw::new(
+                MAX_CONN,
+                expected.max(1024),
+                MAX_LAYER,
+                EF_CONSTRUCTION,
+                UnitCosine,
+            ),
+            dim,
+            points: 0,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Points inserted, including ones whose vectors were deleted since.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+
+    pub fn insert(&mut self, slot: u64, v: &[f32]) {
+        debug_assert_eq!(v.len(), self.dim);
+        self.hnsw.insert_slice((v, slot as usize));
+        self.points += 1;
+    }
+
+    /// Insert many at once, on all cores.
+    pub fn insert_many(&mut self, items: &[(u64, Vec<f32>)]) {
+        let data: Vec<(&[f32], usize)> = items
+            .iter()
+            .map(|(s, v)| (v.as_slice(), *s as usize))
+            .collect();
+        self.hnsw.parallel_insert_slice(&data);
+        self.points += items.len();
+    }
+
+    /// The `k` nearest live slots with their cosine similarity, best first.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        keep: &dyn Fn(u64) -> bool,
+    ) -> Vec<(u64, f32)> {
+        if self.points == 0 || k == 0 {
+            return Vec::new();
+        }
+        let filter = |id: &usize| keep(*id as u64);
+        let found = self.hnsw.search_filter(query, k, ef.max(k), Some(&filter));
+        found
+            .into_iter()
+            .map(|n| (n.d_id as u64, 1.0 - n.distance))
+            .collect()
+    }
+
+    /// Write the index into `dir` with its sidecar; a crash at any point leaves
+    /// either the old dump or a set whose checksums fail (so it is rebuilt).
+    pub fn dump(
+        &self,
+        dir: &Path,
+        generation: u64,
+        model: &str,
+        covered: u64,
+    ) -> std::io::Result<()> {
+        use hnsw_rs::api::AnnT;
+        fs::create_dir_all(dir)?;
+        let tmp = format!("{BASENAME}-tmp");
+        for ext in ["hnsw.graph", "hnsw.data"] {
+            let _ = fs::remove_file(dir.join(format!("{tmp}.{ext}")));
+        }
+        let _ = fs::remove_file(sidecar(dir));
+        if self.points == 0 {
+            // hnsw_rs cannot dump an empty graph ("unexpected error"); with no
+            // sidecar the next open rebuilds it, from nothing, at no cost.
+            return Ok(());
+        }
+        let written = self
+            .hnsw
+            .file_dump(dir, &tmp)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let graph = dir.join(format!("{BASENAME}.hnsw.graph"));
+        let data = dir.join(format!("{BASENAME}.hnsw.data"));
+        fs::rename(dir.join(format!("{written}.hnsw.graph")), &graph)?;
+        fs::rename(dir.join(format!("{written}.hnsw.data")), &data)?;
+        let info = DumpInfo {
+            generation,
+            model: model.to_string(),
+            dim: self.dim,
+            covered,
+            points: self.points,
+            graph_hash: file_hash(&graph)?,
+            data_hash: file_hash(&data)?,
+        };
+        let side = sidecar(dir);
+        let tmp_side = side.with_extension("json.tmp");
+        fs::write(
+            &tmp_side,
+            serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?,
+        )?;
+        fs::rename(tmp_side, side)?;
+        Ok(())
+    }
+
+    /// Load the dump in `dir` if it is exactly the one expected; `Err` says why
+    /// not (the caller rebuilds and may log the reason).
+    pub fn load(
+        dir: &Path,
+        generation: u64,
+        model: &str,
+        dim: usize,
+    ) -> Result<(VectorIndex, DumpInfo), String> {
+        let side = sidecar(dir);
+        let bytes = fs::read(&side).map_err(|e| format!("{}: {e}", side.display()))?;
+        let info: DumpInfo = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: damaged ({e})", side.display()))?;
+        if info.generation != generation {
+            return Err(format!(
+                "index generation {} but the store is at {generation}",
+                info.generation
+            ));
+        }
+        if info.model != model || info.dim != dim {
+            return Err(format!(
+                "index built with {} but the store uses {model}",
+                info.model
+            ));
+        }
+        let graph = dir.join(format!("{BASENAME}.hnsw.graph"));
+        let data = dir.join(format!("{BASENAME}.hnsw.data"));
+        if file_hash(&graph).ok() != Some(info.graph_hash)
+            || file_hash(&data).ok() != Some(info.data_hash)
+        {
+            return Err("index files do not match their checksums".into());
+        }
+        // hnsw_rs's reader asserts on malformed input; the checksums above make
+        // that unlikely, and a panic is still turned into a rebuild.
+        let dir_owned = dir.to_path_buf();
+        let loaded = std::panic::catch_unwind(move || {
+            // The reloaded graph borrows its reader for life: keep the reader
+            // (a few paths) alive for the process.
+            let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(&dir_owned, BASENAME)));
+            io.load_hnsw::<f32, UnitCosine>().map_err(|e| e.to_string())
+        })
+        .map_err(|_| "index files are damaged".to_string())??;
+        Ok((
+            VectorIndex {
+                hnsw: loaded,
+                dim,
+                points: info.points,
+            },
+            info,
+        ))
+    }
+}
+
+pub fn sidecar(dir: &Path) -> PathBuf {
+    dir.join(format!("{BASENAME}.json"))
+}
+
+fn file_hash(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.digest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::embed::normalize;
+
+    fn vecs(n: usize, dim: usize, seed: u64) -> Vec<(u64, Vec<f32>)> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                    })
+                    .collect();
+                normalize(&mut v);
+                (i as u64, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_itself_filters_tombstones_and_survives_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = vecs(500, 16, 7);
+        let mut ix = VectorIndex::new(16, 500);
+        ix.insert_many(&items);
+        let hit = ix.search(&items[42].1, 3, 64, &|_| true);
+        assert_eq!(hit[0].0, 42);
+        assert!((hit[0].1 - 1.0).abs() < 1e-4);
+        let hit = ix.search(&items[42].1, 3, 64, &|s| s != 42);
+        assert!(hit.iter().all(|(s, _)| *s != 42));
+
+        ix.dump(dir.path(), 3, "m", 500).unwrap();
+        let (back, info) = VectorIndex::load(dir.path(), 3, "m", 16).unwrap();
+        assert_eq!(info.covered, 500);
+        assert_eq!(back.points(), 500);
+        assert_eq!(back.search(&items[7].1, 1, 64, &|_| true)[0].0, 7);
+
+        // Another generation, another model, a damaged file: all refused.
+        assert!(VectorIndex::load(dir.path(), 4, "m", 16).is_err());
+        assert!(VectorIndex::load(dir.path(), 3, "other", 16).is_err());
+        let data = dir.path().join("vectors.hnsw.data");
+        let mut bytes = fs::read(&data).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xFF;
+        fs::write(&data, bytes).unwrap();
+        let err = VectorIndex::load(dir.path(), 3, "m", 16).err().unwrap();
+        assert!(err.contains("checksum"), "{err}");
+        fs::remove_file(&data).unwrap();
+        assert!(VectorIndex::load(dir.path(), 3, "m", 16).is_err());
+    }
+}
