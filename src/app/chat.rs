@@ -235,6 +235,15 @@ pub fn update(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
             return Some(effects(state, fx));
         }
         Action::ChatCancel => {
+            // A push-to-talk recording in progress is discarded first.
+            if let Some((&id, _)) = state
+                .jobs
+                .iter()
+                .find(|(_, j)| j.kind == crate::voice::PTT_JOB)
+            {
+                state.notify(Level::Info, "recording discarded");
+                return Some(vec![Effect::CancelJob(id)]);
+            }
             if chat.conv.phase.busy() {
                 let fx = chat.conv.handle(ChatEvent::Cancel);
                 return Some(effects(state, fx));
