@@ -311,10 +311,10 @@ pub fn admits_not_knowing(reply: &str) -> bool {
 /// Reports live in the run's folder; an evaluation of the bare model in `base/`.
 fn report_dir(setup: &Setup, adapter: Option<&AdapterRecord>, store: &Store) -> PathBuf {
     if let Some(a) = adapter {
-        if let Ok(runs) = registry::runs(store) {
-            if let Some(r) = runs.into_iter().find(|r| r.id == a.run) {
-                return r.dir;
-            }
+        if let Ok(runs) = registry::runs(store)
+            && let Some(r) = runs.into_iter().find(|r| r.id == a.run)
+        {
+            return r.dir;
         }
         return setup.runs_dir.join(&a.run);
     }
@@ -731,7 +731,10 @@ pub fn eval(store: &Store, setup: &Setup, opts: &Options, ctx: &JobCtx) -> anyho
 }
 
 /// The probes my messages do not answer, and those they might (skipped).
-fn probes(store: &Store) -> anyhow::Result<(Vec<(String, usize)>, Vec<String>)> {
+/// The probes to ask (question, index in [`PROBES`]) and those left out.
+type ProbeSplit = (Vec<(String, usize)>, Vec<String>);
+
+fn probes(store: &Store) -> anyhow::Result<ProbeSplit> {
     let me = me_id();
     let mut hit = vec![false; PROBES.len()];
     for kv in store.scan::<Stored>([]) {

@@ -108,6 +108,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
     state.training = Some(crate::train::registry::overview(&store)?);
+    state.eval_report = crate::train::eval::latest(&crate::train::run::Setup::runs_dir(&paths));
     let (jobs, mut job_events) = Jobs::new();
     let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
     state.chat.model = Some(engine.model.clone());
