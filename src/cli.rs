@@ -158,6 +158,15 @@ pub enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Is it you? On held-out conversations, base vs adapter: perplexity of your replies, their style, memory QA and invented facts; writes a JSON + Markdown report
+    Eval {
+        /// The adapter to evaluate (default: the active one, else the newest)
+        #[arg(long, value_name = "ID")]
+        adapter: Option<String>,
+        /// Held-out replies, memory questions and probes, at most (default: train.eval_limit)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+    },
     /// The trained adapters: list them, activate one for chat, deactivate, delete
     Adapters {
         #[command(subcommand)]
@@ -834,6 +843,23 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 crate::train::run::train(&store, &setup, resume, ctx)
             })
         }
+        Command::Eval { adapter, limit } => {
+            let setup = match train_setup(&config, &paths, None, None) {
+                Ok(s) => s,
+                Err(e) => return usage(output, &e),
+            };
+            let t = &config.config.train;
+            let opts = crate::train::eval::Options {
+                adapter,
+                limit: limit.map_or(t.eval_limit.max(1) as usize, |n| n as usize),
+                reply_tokens: t.eval_reply_tokens.clamp(8, 4096) as u32,
+                engine: EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths)),
+            };
+            batch::run(output, kind, "evaluating the twin", move |ctx| {
+                let store = Store::open(&paths.store_dir())?;
+                crate::train::eval::eval(&store, &setup, &opts, ctx)
+            })
+        }
         Command::Adapters { action } => {
             use crate::train::run::AdaptersCmd;
             let cmd = match action.unwrap_or(AdaptersAction::List) {
@@ -1132,6 +1158,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Dataset { .. } => "dataset",
         Command::Train { .. } => "train",
         Command::Adapters { .. } => "adapters",
+        Command::Eval { .. } => "eval",
         Command::Doctor => "doctor",
         Command::Init { .. } => "init",
         Command::Encrypt => "encrypt",

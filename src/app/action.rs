@@ -40,6 +40,8 @@ pub enum Action {
     BuildDataset,
     StartTraining,
     ResumeTraining,
+    StartEval,
+    ToggleEvalReport,
     PromptSubmit,
     PromptCancel,
     PromptComplete,
@@ -191,6 +193,9 @@ pub enum Action {
     /// Fresh training sets, runs and adapters for the Training pane.
     #[serde(skip)]
     TrainingOverview(Box<crate::train::registry::TrainingOverview>),
+    /// The newest evaluation report (None: never evaluated).
+    #[serde(skip)]
+    EvalReport(Option<Box<crate::train::eval::Report>>),
 }
 
 impl Action {
@@ -251,6 +256,14 @@ impl Action {
         (
             Action::ResumeTraining,
             "resume the last stopped training run from its checkpoint",
+        ),
+        (
+            Action::StartEval,
+            "evaluate the adapter on held-out conversations (perplexity, style, memory QA, invented facts)",
+        ),
+        (
+            Action::ToggleEvalReport,
+            "show or hide the latest evaluation report",
         ),
         (Action::PromptSubmit, "accept what is typed"),
         (Action::PromptCancel, "close the prompt"),

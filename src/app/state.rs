@@ -253,6 +253,9 @@ pub struct State {
     pub training: Option<crate::train::registry::TrainingOverview>,
     /// The running (or last) training job's steps.
     pub train_curve: Vec<CurvePoint>,
+    /// The newest evaluation report, and whether the Training pane shows it.
+    pub eval_report: Option<crate::train::eval::Report>,
+    pub show_eval: bool,
     /// Keys typed so far of a multi-key binding, shown in the status bar.
     pub pending_keys: String,
     pub chat: super::chat::ChatView,
@@ -280,6 +283,8 @@ impl State {
             memory: Default::default(),
             training: None,
             train_curve: Vec::new(),
+            eval_report: None,
+            show_eval: false,
             pending_keys: String::new(),
             chat: Default::default(),
             checkins: CheckinsState::default(),

@@ -85,6 +85,8 @@ pub enum Effect {
     StartTraining {
         resume: bool,
     },
+    /// Evaluate the active (else newest) adapter against the base.
+    StartEval,
     /// Push-to-talk: start recording from the microphone (a `voice` job).
     StartRecording,
     /// Stop recording and transcribe what was heard.
@@ -411,17 +413,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         | Action::EditorDown
         | Action::EditorHome
         | Action::EditorEnd) => return memory::update(state, action),
-        Action::BuildDataset | Action::StartTraining | Action::ResumeTraining => {
+        Action::BuildDataset
+        | Action::StartTraining
+        | Action::ResumeTraining
+        | Action::StartEval => {
             if state
                 .jobs
                 .values()
-                .any(|j| j.kind == "train" || j.kind == "dataset")
+                .any(|j| matches!(j.kind.as_str(), "train" | "dataset" | "eval"))
             {
                 state.notify(Level::Info, "training is already busy; esc cancels it");
             } else {
                 state.focus = Pane::Training;
+                if action == Action::StartEval {
+                    state.show_eval = true;
+                }
                 return vec![match action {
                     Action::BuildDataset => Effect::BuildDataset,
+                    Action::StartEval => Effect::StartEval,
                     a => Effect::StartTraining {
                         resume: a == Action::ResumeTraining,
                     },
@@ -429,6 +438,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::TrainingOverview(o) => state.training = Some(*o),
+        Action::EvalReport(r) => state.eval_report = r.map(|r| *r),
+        Action::ToggleEvalReport => {
+            state.focus = Pane::Training;
+            state.show_eval = !state.show_eval;
+        }
         Action::IngestOverview(o) => state.ingest = Some(*o),
         // Handled by `chat::update` above.
         Action::ChatCompose

@@ -409,7 +409,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "train.strategies",
         kind: Kind::StrList,
-        default: "[\"conversational\", \"adaptive\", \"burst\"]",
+        default: "[\"conversational\", \"adaptive\", \"burst\", \"self_qa\"]",
         doc: "how training examples are cut from your conversations: conversational (multi-turn windows), adaptive (their message, your reply), burst (your several messages in a row, kept apart), self_qa (questions about you answered from your facts, once memory holds them)",
         env: None,
     },
@@ -547,6 +547,23 @@ pub const KEYS: &[KeySpec] = &[
         env: None,
     },
     KeySpec {
+        key: "train.eval_limit",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        default: "40",
+        doc: "twin eval: held-out replies scored and generated, memory questions and probes asked, at most (twin eval --limit N overrides)",
+        env: None,
+    },
+    KeySpec {
+        key: "train.eval_reply_tokens",
+        kind: Kind::Int { min: 8, max: 4096 },
+        default: "64",
+        doc: "twin eval: longest generated reply, in tokens",
+        env: None,
+    },
+    KeySpec {
         key: "voice.model",
         kind: Kind::Str,
         default: "\"ggml-tiny.en.bin\"",
@@ -664,6 +681,8 @@ pub struct TrainConfig {
     pub seed: i64,
     pub checkpoint_every: i64,
     pub eval_every: i64,
+    pub eval_limit: i64,
+    pub eval_reply_tokens: i64,
 }
 
 /// `[voice]`: the whisper model and how it runs.

@@ -209,6 +209,24 @@ impl Acc {
     }
 }
 
+/// The style of a set of replies, each the messages of one burst (`replies[i]`
+/// is what I sent in a row): the same measures as the profile, without times.
+/// Evaluation compares generated replies with real ones through it.
+pub fn style_of(replies: &[Vec<String>]) -> Style {
+    let mut acc = Acc::default();
+    for burst in replies {
+        let before = acc.n;
+        for m in burst {
+            acc.add(m, 0);
+        }
+        let sent = acc.n - before;
+        if sent > 0 {
+            acc.bursts.push(sent);
+        }
+    }
+    acc.finish()
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }

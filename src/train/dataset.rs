@@ -214,13 +214,36 @@ pub fn from_window(
     out
 }
 
-/// Self-QA: questions about me answered from my facts and biography. The hook
-/// memory fills: it returns `(question, answer)` pairs; until memory stores
-/// facts it returns none and says so.
-pub fn self_qa(_store: &Store) -> (Vec<(String, String)>, Option<String>) {
+/// Self-QA: questions about me answered from my facts and biography
+/// ([`super::selfqa`]), as `(question, answer)` pairs; none, with a note saying
+/// why, until memory holds facts about me.
+pub fn self_qa(store: &Store) -> (Vec<(String, String)>, Option<String>) {
+    let known = match super::selfqa::Known::load(store) {
+        Ok(k) => k,
+        Err(e) => {
+            return (
+                Vec::new(),
+                Some(format!("self_qa: cannot read memory ({e:#})")),
+            );
+        }
+    };
+    let pairs = super::selfqa::pairs(&known);
+    if pairs.is_empty() {
+        return (
+            Vec::new(),
+            Some(
+                "self_qa: memory holds no facts about you yet (`twin memory extract` finds them), so no self-QA examples".into(),
+            ),
+        );
+    }
+    let note = format!(
+        "self_qa: {} questions about you from {} facts and preferences",
+        pairs.len(),
+        known.facts.len()
+    );
     (
-        Vec::new(),
-        Some("self_qa: memory holds no facts about you yet, so no self-QA examples".into()),
+        pairs.into_iter().map(|p| (p.question, p.answer)).collect(),
+        Some(note),
     )
 }
 

@@ -7,11 +7,13 @@
 
 pub mod adapter;
 pub mod dataset;
+pub mod eval;
 pub mod lora;
 pub mod model;
 pub mod optim;
 pub mod registry;
 pub mod run;
+pub mod selfqa;
 pub mod trainer;
 
 use std::path::PathBuf;

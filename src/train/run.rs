@@ -54,7 +54,7 @@ impl Setup {
             base: resolve(base, models_dir),
             datasets_dir: paths.data_dir.join("train").join("datasets"),
             adapters_dir: paths.data_dir.join("adapters"),
-            runs_dir: paths.state_dir.join("train").join("runs"),
+            runs_dir: Setup::runs_dir(paths),
             dataset: Options {
                 strategies,
                 max_tokens: t.max_tokens.max(16) as usize,
@@ -64,6 +64,13 @@ impl Setup {
             },
             run,
         })
+    }
+}
+
+impl Setup {
+    /// Where runs keep their checkpoints and evaluation reports.
+    pub fn runs_dir(paths: &Paths) -> PathBuf {
+        paths.state_dir.join("train").join("runs")
     }
 }
 

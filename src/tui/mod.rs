@@ -112,6 +112,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     state.overview = Some(StatusReport::gather(&paths, &config, &store)?);
     state.ingest = Some(overview::gather(&store)?);
     state.training = Some(crate::train::registry::overview(&store)?);
+    state.eval_report = crate::train::eval::latest(&crate::train::run::Setup::runs_dir(&paths));
     let (jobs, mut job_events) = Jobs::new();
     let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
     state.chat.model = Some(engine.model.clone());
@@ -269,11 +270,13 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             let status = StatusReport::gather(&ctx.paths, &ctx.config, &ctx.store);
             let ingest = overview::gather(&ctx.store);
             let training = crate::train::registry::overview(&ctx.store);
+            let eval = crate::train::eval::latest(&crate::train::run::Setup::runs_dir(&ctx.paths));
             match (status, ingest, training) {
                 (Ok(s), Ok(i), Ok(t)) => vec![
                     Action::Overview(Box::new(s)),
                     Action::IngestOverview(Box::new(i)),
                     Action::TrainingOverview(Box::new(t)),
+                    Action::EvalReport(eval.map(Box::new)),
                 ],
                 (_, _, Err(e)) => notify(
                     Level::Error,
@@ -306,6 +309,26 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             ctx.jobs.spawn_blocking("ingest", title, move |job| {
                 pipeline::run(&store, &opts, job)
             });
+            Vec::new()
+        }
+        Effect::StartEval => {
+            let models_dir = ctx.config.models_dir(&ctx.paths);
+            let config = &ctx.config.config;
+            let setup = match crate::train::run::Setup::new(config, &ctx.paths, &models_dir) {
+                Ok(s) => s,
+                Err(e) => return notify(Level::Error, e),
+            };
+            let opts = crate::train::eval::Options {
+                adapter: None,
+                limit: config.train.eval_limit.max(1) as usize,
+                reply_tokens: config.train.eval_reply_tokens.clamp(8, 4096) as u32,
+                engine: crate::llm::EngineConfig::from_config(&config.chat, &models_dir),
+            };
+            let store = ctx.store.clone();
+            ctx.jobs
+                .spawn_blocking("eval", "evaluating the twin", move |job| {
+                    crate::train::eval::eval(&store, &setup, &opts, job)
+                });
             Vec::new()
         }
         Effect::BuildDataset | Effect::StartTraining { .. } => {

@@ -22,7 +22,35 @@ fn job(state: &State) -> Option<&JobView> {
         .jobs
         .values()
         .rev()
-        .find(|j| j.kind == "train" || j.kind == "dataset")
+        .find(|j| matches!(j.kind.as_str(), "train" | "dataset" | "eval"))
+}
+
+/// The latest evaluation report (e toggles it), or how to make one.
+fn eval_lines(state: &State, t: &Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    match &state.eval_report {
+        None => out.push(dim(
+            "No evaluation yet: E evaluates the newest adapter against the base model.",
+            t,
+        )),
+        Some(r) => {
+            let mut lines = r.headline().into_iter();
+            if let Some(first) = lines.next() {
+                out.push(Line::styled(first, t.get("ui.text.em")));
+            }
+            for l in lines {
+                out.push(text(format!("  {l}"), t));
+            }
+            out.push(dim(format!("  {}", r.markdown_path.display()), t));
+        }
+    }
+    out.push(Line::raw(""));
+    out.push(dim(
+        "e goes back to the runs, E evaluates again. From a shell:",
+        t,
+    ));
+    out.push(command("twin --batch eval --limit N", t));
+    out
 }
 
 fn kv(label: &str, value: String, t: &Theme) -> Span<'static> {
@@ -71,6 +99,10 @@ pub fn lines(state: &State, r: &StatusReport, t: &Theme) -> Vec<Line<'static>> {
             kv("tok/s", format!("{:.0}", p.tokens_per_s), t),
         ]));
         out.push(Line::raw(""));
+    }
+    if state.show_eval {
+        out.extend(eval_lines(state, t));
+        return out;
     }
     let Some(o) = &state.training else {
         out.push(dim("Reading the training runs…", t));
@@ -139,7 +171,7 @@ pub fn lines(state: &State, r: &StatusReport, t: &Theme) -> Vec<Line<'static>> {
     }
     out.push(Line::raw(""));
     out.push(dim(
-        "b builds a training set, t trains, r resumes a stopped run, esc stops one. From a shell:",
+        "b builds a training set, t trains, r resumes a stopped run, esc stops one, E evaluates, e shows the report. From a shell:",
         t,
     ));
     out.push(command("twin --batch train --steps N", t));
