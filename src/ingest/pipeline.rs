@@ -1,9 +1,12 @@
-//! The ingest job: find units in the paths, parse them with their importers,
-//! and store messages, contacts, conversations and documents in batches, each
-//! batch one transaction that also advances the source's cursor. Killing twin
-//! at any moment and running the same command again gives exactly the store an
-//! uninterrupted run gives: message keys are content hashes, and the cursor
-//! only ever moves together with the data it covers.
+//! The ingest job: find units in the paths, parse them with their importers
+//! (on a second thread), and store messages, contacts, conversations and
+//! documents in batches, each batch one [`Store::write_bulk`] (the new
+//! messages and their timeline keys in bulk, the rest in a transaction that
+//! also advances the source's cursor). Killing twin at any moment and running
+//! the same command again gives exactly the store an uninterrupted run gives:
+//! message keys are content hashes, an interrupted batch is rolled back when
+//! the store opens, and the cursor only ever moves together with the data it
+//! covers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
