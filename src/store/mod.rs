@@ -543,7 +543,9 @@ impl Store {
     /// read-before-write), with the counts kept exact. An undo record in
     /// `meta` lists the bulk keys until `f`'s transaction commits; killed in
     /// between, the next open removes them again, and an error rolls them back
-    /// at once, so the store is as it was before the call.
+    /// at once, so the store is as it was before the call. One bulk write at a
+    /// time (the undo record is one key): today only an import makes them, and
+    /// imports run one at a time.
     pub fn write_bulk<R>(
         &self,
         bulk: Bulk,
