@@ -52,6 +52,7 @@ fn import(dir: &Path) -> Store {
         me: vec!["Jo".into()],
         zone: Zone::parse("UTC").unwrap(),
         window_gap_ms: 30 * 60_000,
+        voice: None,
     };
     pipeline::run(&store, &opts, &ctx).unwrap();
     store

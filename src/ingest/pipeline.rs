@@ -1,15 +1,19 @@
-//! The ingest job: find units in the paths, parse them with their importers,
-//! and store messages, contacts, conversations and documents in batches, each
-//! batch one transaction that also advances the source's cursor. Killing twin
-//! at any moment and running the same command again gives exactly the store an
-//! uninterrupted run gives: message keys are content hashes, and the cursor
-//! only ever moves together with the data it covers.
+//! The ingest job: find units in the paths, parse them with their importers
+//! (on a second thread), and store messages, contacts, conversations and
+//! documents in batches, each batch one [`Store::write_bulk`] (the new
+//! messages and their timeline keys in bulk, the rest in a transaction that
+//! also advances the source's cursor). Killing twin at any moment and running
+//! the same command again gives exactly the store an uninterrupted run gives:
+//! message keys are content hashes, an interrupted batch is rolled back when
+//! the store opens, and the cursor only ever moves together with the data it
+//! covers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -23,7 +27,7 @@ use super::{
     open_source,
 };
 use crate::jobs::{JobCtx, Level};
-use crate::store::{Key, Store, StoreError, Tree, TxError};
+use crate::store::{Bulk, Key, Store, StoreError, Tree, TxError};
 
 /// Messages per transaction.
 const BATCH: usize = 4096;
@@ -472,6 +476,9 @@ struct State {
     aliases: HashMap<String, Id>,
     contacts: HashMap<Id, Contact>,
     conversations: HashMap<Id, Conversation>,
+    /// When the run began with no messages stored: every message key this run
+    /// stored, so "is it new?" needs no lookup in sled.
+    stored: Option<HashSet<[u8; 16], BuildHasherDefault<KeyHasher>>>,
 }
 
 impl State {
@@ -491,10 +498,12 @@ impl State {
             let (_, c) = r?;
             contacts.insert(c.id, c);
         }
+        let stored = (store.count(Tree::Messages)? == 0).then(HashSet::default);
         Ok(State {
             aliases,
             contacts,
             conversations: HashMap::new(),
+            stored,
         })
     }
 
@@ -603,33 +612,60 @@ fn import_unit(
         },
         imported_at_ms: Utc::now().timestamp_millis(),
     };
+    let stop = AtomicBool::new(false);
     let mut sink = StoreSink {
         store,
         format: unit.format,
         source_id,
         opts,
-        me,
         state,
         ctx,
         progress,
         total,
         record,
-        resume_from,
         seen: 0,
-        occurrences: HashMap::new(),
         batch: Vec::with_capacity(BATCH),
         failed: None,
-        problems: Vec::new(),
-        service: 0,
-        authors: HashSet::new(),
+        stop: &stop,
         conversations: HashSet::new(),
         contacts: HashSet::new(),
         documents: 0,
-        people: 0,
         voice: Vec::new(),
         unit_file: unit.files.first().cloned().unwrap_or_default(),
     };
-    let parsed = importer.parse(src, unit, &mut sink);
+    // The importer parses on its own thread while this one stores what it
+    // has read (two cores: parsing and sled's write path overlap).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(4);
+    let mut reader = ParseSink {
+        format: unit.format,
+        zone: opts.zone,
+        me,
+        resume_from,
+        seen: 0,
+        occurrences: HashMap::default(),
+        service: 0,
+        people: 0,
+        authors: HashSet::new(),
+        problems: Vec::new(),
+        chunk: Vec::with_capacity(CHUNK),
+        tx: Some(tx),
+        stop: &stop,
+    };
+    let (parsed, reader) = std::thread::scope(|scope| {
+        let parser = scope.spawn(move || {
+            let parsed = importer.parse(src, unit, &mut reader);
+            reader.send_chunk();
+            reader.tx = None;
+            (parsed, reader)
+        });
+        for item in rx {
+            sink.take(item);
+        }
+        parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    sink.seen = reader.seen;
     sink.flush();
     if let Some(e) = sink.failed.take() {
         return Err(e);
@@ -650,16 +686,16 @@ fn import_unit(
             });
         }
     }
-    file.messages = sink.people;
-    file.authors = sink.authors.len() as u64;
+    file.messages = reader.people;
+    file.authors = reader.authors.len() as u64;
     file.new = sink.record.new;
     file.documents = sink.documents;
-    summary.messages += sink.people;
+    summary.messages += reader.people;
     summary.new += sink.record.new;
-    summary.service += sink.service;
+    summary.service += reader.service;
     summary.documents += sink.documents;
-    summary.skipped += sink.problems.len() as u64;
-    for p in sink.problems.drain(..) {
+    summary.skipped += reader.problems.len() as u64;
+    for p in reader.problems {
         if summary.errors.len() < MAX_ERRORS_LISTED {
             summary.errors.push(ErrorEntry {
                 file: p.file,
@@ -676,33 +712,178 @@ fn import_unit(
     ))
 }
 
-struct StoreSink<'a> {
-    store: &'a Store,
+/// Messages per hand-over from the parsing thread.
+const CHUNK: usize = 1024;
+
+/// What the parsing thread hands on, in the order the importer gave it.
+enum Item {
+    Messages(Vec<Parsed>),
+    Document(Document),
+}
+
+/// A message as the parsing thread leaves it: hashed, its conversation and
+/// its author's identities known; the store side resolves the author.
+struct Parsed {
+    /// Its place in the stream (people's messages and service lines).
+    seq: u64,
+    key: [u8; 16],
+    at_ms: i64,
+    conversation: Id,
+    identities: Vec<String>,
+    is_me: bool,
+    raw: RawMessage,
+}
+
+/// The importer's sink, on the parsing thread: everything about a message
+/// that needs no store (time, content hash, occurrence, counts), handed on in
+/// chunks.
+struct ParseSink<'a> {
     format: Format,
-    source_id: Id,
-    opts: &'a Options,
+    zone: Zone,
     me: &'a MeMatcher,
-    state: &'a mut State,
-    ctx: &'a JobCtx,
-    progress: &'a Arc<AtomicU64>,
-    total: u64,
-    record: SourceRecord,
     /// Messages of the stream already stored by an interrupted run.
     resume_from: u64,
     /// Messages of the stream seen so far (people's and service lines).
     seen: u64,
     /// How often each (conversation, author, time, text) occurred so far, so two
     /// identical "ok"s in the same minute stay two messages.
-    occurrences: HashMap<[u8; 16], u32>,
+    occurrences: HashMap<[u8; 16], u32, BuildHasherDefault<KeyHasher>>,
+    service: u64,
+    people: u64,
+    authors: HashSet<String>,
+    problems: Vec<Problem>,
+    chunk: Vec<Parsed>,
+    tx: Option<std::sync::mpsc::SyncSender<Item>>,
+    /// Set by the store side when it failed or was cancelled: stop handing on.
+    stop: &'a AtomicBool,
+}
+
+impl ParseSink<'_> {
+    fn send(&mut self, item: Item) {
+        if let Some(tx) = &self.tx
+            && tx.send(item).is_err()
+        {
+            self.tx = None;
+        }
+    }
+
+    fn send_chunk(&mut self) {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            self.send(Item::Messages(chunk));
+        }
+    }
+}
+
+impl Sink for ParseSink<'_> {
+    fn message(&mut self, m: RawMessage) {
+        if self.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let at = match m.at {
+            When::Utc(t) => t,
+            When::Local(t) => self.zone.to_utc(t),
+        };
+        let at_ms = at.timestamp_millis();
+        let content = hash128(&[
+            self.format.name().as_bytes(),
+            m.conversation.as_bytes(),
+            m.author.name.as_bytes(),
+            m.author.handle.as_deref().unwrap_or("").as_bytes(),
+            &at_ms.to_be_bytes(),
+            m.text.as_bytes(),
+            &[m.kind as u8],
+        ]);
+        let n = self.occurrences.entry(content).or_insert(0);
+        *n += 1;
+        let occurrence = *n;
+        self.seen += 1;
+        if m.kind == MessageKind::Service {
+            self.service += 1;
+            return;
+        }
+        self.people += 1;
+        if self.authors.len() < 100_000 {
+            self.authors
+                .insert(identity::normalize_name(&m.author.name));
+        }
+        if self.seen <= self.resume_from {
+            return;
+        }
+        let key = hash128(&[&content, &occurrence.to_be_bytes()]);
+        let conversation = id_of(&[
+            b"conversation",
+            self.format.name().as_bytes(),
+            m.conversation.as_bytes(),
+        ]);
+        let identities = identity::identities(self.format, &m.author);
+        let is_me = self.me.is_me(&m.author, &identities);
+        self.chunk.push(Parsed {
+            seq: self.seen,
+            key,
+            at_ms,
+            conversation,
+            identities,
+            is_me,
+            raw: m,
+        });
+        if self.chunk.len() >= CHUNK {
+            self.send_chunk();
+        }
+    }
+
+    fn document(&mut self, d: Document) {
+        if self.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        self.send_chunk();
+        self.send(Item::Document(d));
+    }
+
+    fn problem(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+}
+
+/// A hasher for keys that are already hashes (content hashes): a few
+/// multiply-rotates instead of SipHash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The store side of an import: resolves authors and stores messages in
+/// batches, each batch with the source's cursor.
+struct StoreSink<'a> {
+    store: &'a Store,
+    format: Format,
+    source_id: Id,
+    opts: &'a Options,
+    state: &'a mut State,
+    ctx: &'a JobCtx,
+    progress: &'a Arc<AtomicU64>,
+    total: u64,
+    record: SourceRecord,
+    /// The stream position of the last message taken (the cursor of a batch).
+    seen: u64,
     batch: Vec<Pending>,
     failed: Option<anyhow::Error>,
-    problems: Vec<Problem>,
-    service: u64,
-    authors: HashSet<String>,
+    stop: &'a AtomicBool,
     conversations: HashSet<Id>,
     contacts: HashSet<Id>,
     documents: u64,
-    people: u64,
     /// Messages with audio attachments, for [`super::voice_notes`].
     voice: Vec<super::voice_notes::Pending>,
     /// The unit's first file (attachment names are relative to its folder).
@@ -710,11 +891,9 @@ struct StoreSink<'a> {
 }
 
 impl StoreSink<'_> {
-    fn resolve_author(&mut self, m: &RawMessage) -> (Id, Vec<String>, bool) {
-        let ids = identity::identities(self.format, &m.author);
-        let is_me = self.me.is_me(&m.author, &ids);
+    fn resolve_author(&self, ids: &[String], is_me: bool) -> (Id, bool) {
         if is_me {
-            return (identity::me_id(), ids, true);
+            return (identity::me_id(), true);
         }
         let found = ids.iter().find_map(|i| self.state.aliases.get(i).copied());
         let id = found.unwrap_or_else(|| {
@@ -723,7 +902,105 @@ impl StoreSink<'_> {
                 ids.first().map(String::as_bytes).unwrap_or(b"?"),
             ])
         });
-        (id, ids, self.state.contacts.get(&id).is_some_and(|c| c.me))
+        (id, self.state.contacts.get(&id).is_some_and(|c| c.me))
+    }
+
+    fn fail(&mut self, e: anyhow::Error) {
+        self.failed = Some(e);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&mut self, item: Item) {
+        if self.failed.is_some() {
+            return;
+        }
+        match item {
+            Item::Messages(chunk) => {
+                for p in chunk {
+                    self.message(p);
+                    if self.failed.is_some() {
+                        return;
+                    }
+                }
+            }
+            Item::Document(d) => self.document(d),
+        }
+    }
+
+    fn message(&mut self, p: Parsed) {
+        self.seen = p.seq;
+        let Parsed {
+            key,
+            at_ms,
+            conversation,
+            identities,
+            is_me,
+            raw: m,
+            ..
+        } = p;
+        if self.conversations.insert(conversation)
+            && let Err(e) = self.state.load_conversation(self.store, conversation)
+        {
+            self.fail(e.into());
+            return;
+        }
+        let (author, me) = self.resolve_author(&identities, is_me);
+        if self.opts.voice.is_some() {
+            for a in &m.attachments {
+                if let Some(name) = super::voice_notes::wants(&a.kind, a.name.as_deref()) {
+                    self.voice.push(super::voice_notes::Pending {
+                        key,
+                        name,
+                        unit_file: self.unit_file.clone(),
+                    });
+                    break;
+                }
+            }
+        }
+        self.batch.push(Pending {
+            key,
+            msg: Message {
+                source: self.source_id,
+                conversation,
+                author,
+                author_name: m.author.name.clone(),
+                at_ms,
+                text: m.text,
+                attachments: m.attachments,
+                native_id: m.id,
+                reply_to: m.reply_to,
+                reactions: m.reactions,
+                edited: m.edited,
+                transcribed: None,
+            },
+            identities,
+            author_name: m.author.name,
+            me,
+            conversation_native: m.conversation,
+            title: m.conversation_title,
+            group: m.group,
+        });
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn document(&mut self, d: Document) {
+        let id = id_of(&[
+            b"document",
+            &self.source_id.to_be_bytes(),
+            d.path.to_string_lossy().as_bytes(),
+        ]);
+        let content_hash = super::records::fingerprint(d.text.as_bytes());
+        let doc = StoredDocument {
+            source: self.source_id,
+            doc: d,
+            content_hash,
+        };
+        if let Err(e) = self.store.write(|tx| tx.put(Key::new().u64(id), &doc)) {
+            self.fail(e.into());
+        }
+        self.documents += 1;
     }
 
     fn flush(&mut self) {
@@ -732,72 +1009,113 @@ impl StoreSink<'_> {
             return;
         }
         if self.ctx.is_cancelled() {
-            self.failed = Some(crate::jobs::Cancelled.into());
+            self.fail(crate::jobs::Cancelled.into());
             self.batch.clear();
             return;
         }
         let batch = std::mem::take(&mut self.batch);
         let seen = self.seen;
-        let result = self.store.write(|tx| {
-            let mut new = Vec::with_capacity(batch.len());
-            for p in &batch {
-                let is_new = tx.put(p.key, &p.msg)?;
-                if is_new {
-                    let t = index::timeline(p.msg.conversation, p.msg.at_ms, &p.key);
-                    tx.put_raw(Tree::Index, t, p.msg.author.to_be_bytes().to_vec())?;
-                }
-                new.push(is_new);
-            }
-            let updates = Updates::compute(
-                &batch,
-                &new,
-                self.state,
-                self.format,
-                self.source_id,
-                self.opts.zone,
-            );
-            for c in updates.contacts.values() {
-                tx.put(Contact::key(c.id), c)?;
-            }
-            for c in updates.conversations.values() {
-                tx.put(Conversation::key(c.id), c)?;
-            }
-            for (identity, id) in &updates.aliases {
-                tx.put_raw(
-                    Tree::Index,
-                    index::alias(identity),
-                    id.to_be_bytes().to_vec(),
-                )?;
-            }
-            for (&day, &n) in &updates.days {
-                let key = index::day(day);
-                let old = tx
-                    .get_raw(Tree::Index, &key)?
-                    .map(|v| be_u64(&v))
-                    .unwrap_or(0);
-                tx.put_raw(Tree::Index, key, (old + n).to_be_bytes().to_vec())?;
-            }
-            let mut record = self.record.clone();
-            record.cursor = seen;
-            record.messages += batch.len() as u64;
-            record.new += new.iter().filter(|n| **n).count() as u64;
-            tx.put(Key::new().u64(self.source_id), &record)?;
-            Ok::<_, TxError>((updates, record))
-        });
+        let result = store_batch(
+            self.store,
+            &batch,
+            &self.record,
+            seen,
+            self.state,
+            self.format,
+            self.source_id,
+            self.opts.zone,
+        );
         match result {
             Ok((updates, record)) => {
+                if let Some(stored) = &mut self.state.stored {
+                    stored.extend(batch.iter().map(|p| p.key));
+                }
                 self.record = record;
                 self.state.aliases.extend(updates.aliases);
                 self.contacts.extend(updates.contacts.keys().copied());
                 self.state.contacts.extend(updates.contacts);
                 self.state.conversations.extend(updates.conversations);
             }
-            Err(e) => self.failed = Some(e.into()),
+            Err(e) => self.fail(e.into()),
         }
         let done = self.progress.load(Ordering::Relaxed);
         self.ctx
             .progress(done.min(self.total), Some(self.total), "bytes");
     }
+}
+
+/// Store one batch: the new messages and their timeline keys in bulk, then
+/// contacts, conversations, aliases, per-day counts and the source's cursor in
+/// one transaction (atomic as a whole: see [`Store::write_bulk`]).
+#[allow(clippy::too_many_arguments)]
+fn store_batch(
+    store: &Store,
+    batch: &[Pending],
+    record: &SourceRecord,
+    seen: u64,
+    state: &State,
+    format: Format,
+    source_id: Id,
+    zone: Zone,
+) -> Result<(Updates, SourceRecord), StoreError> {
+    // Which messages are new: looked up in key order (neighbours in sled's
+    // tree), the first of a key twice in the batch only.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_unstable_by_key(|&i| (batch[i].key, i));
+    let mut new = vec![false; batch.len()];
+    let messages = store.tree(Tree::Messages);
+    let mut previous: Option<&[u8; 16]> = None;
+    for i in order {
+        let key = &batch[i].key;
+        if previous != Some(key) {
+            new[i] = match &state.stored {
+                Some(stored) => !stored.contains(key),
+                None => !messages.contains_key(key)?,
+            };
+        }
+        previous = Some(key);
+    }
+    let mut bulk = Bulk::new();
+    for (p, _) in batch.iter().zip(&new).filter(|(_, n)| **n) {
+        bulk.put_new(p.key, &p.msg)?;
+        let t = index::timeline(p.msg.conversation, p.msg.at_ms, &p.key);
+        bulk.put_new_raw(Tree::Index, t, p.msg.author.to_be_bytes().to_vec());
+    }
+    store.write_bulk(bulk, |tx| {
+        // Messages already stored are written again, as they always were
+        // (the newest reading of a message wins).
+        for (p, _) in batch.iter().zip(&new).filter(|(_, n)| !**n) {
+            tx.put(p.key, &p.msg)?;
+        }
+        let updates = Updates::compute(batch, &new, state, format, source_id, zone);
+        for c in updates.contacts.values() {
+            tx.put(Contact::key(c.id), c)?;
+        }
+        for c in updates.conversations.values() {
+            tx.put(Conversation::key(c.id), c)?;
+        }
+        for (identity, id) in &updates.aliases {
+            tx.put_raw(
+                Tree::Index,
+                index::alias(identity),
+                id.to_be_bytes().to_vec(),
+            )?;
+        }
+        for (&day, &n) in &updates.days {
+            let key = index::day(day);
+            let old = tx
+                .get_raw(Tree::Index, &key)?
+                .map(|v| be_u64(&v))
+                .unwrap_or(0);
+            tx.put_raw(Tree::Index, key, (old + n).to_be_bytes().to_vec())?;
+        }
+        let mut record = record.clone();
+        record.cursor = seen;
+        record.messages += batch.len() as u64;
+        record.new += new.iter().filter(|n| **n).count() as u64;
+        tx.put(Key::new().u64(source_id), &record)?;
+        Ok::<_, TxError>((updates, record))
+    })
 }
 
 /// Contact, conversation and alias records after a batch (pure: it may run
@@ -826,6 +1144,8 @@ impl Updates {
         let mut contacts: HashMap<Id, Contact> = HashMap::new();
         let mut conversations: HashMap<Id, Conversation> = HashMap::new();
         let mut aliases = Vec::new();
+        // Participants of each conversation, for a quick "already there?".
+        let mut members: HashMap<Id, HashSet<Id>> = HashMap::new();
         for (p, &is_new) in batch.iter().zip(new) {
             let m = &p.msg;
             let c = contacts.entry(m.author).or_insert_with(|| {
@@ -903,7 +1223,10 @@ impl Updates {
             if conv.group.is_none() {
                 conv.group = p.group;
             }
-            if !conv.participants.contains(&m.author) {
+            let known = members
+                .entry(m.conversation)
+                .or_insert_with(|| conv.participants.iter().copied().collect());
+            if known.insert(m.author) {
                 conv.participants.push(m.author);
             }
             if is_new {
@@ -919,120 +1242,6 @@ impl Updates {
             aliases,
             days,
         }
-    }
-}
-
-impl Sink for StoreSink<'_> {
-    fn message(&mut self, m: RawMessage) {
-        if self.failed.is_some() {
-            return;
-        }
-        let at = match m.at {
-            When::Utc(t) => t,
-            When::Local(t) => self.opts.zone.to_utc(t),
-        };
-        let at_ms = at.timestamp_millis();
-        let content = hash128(&[
-            self.format.name().as_bytes(),
-            m.conversation.as_bytes(),
-            m.author.name.as_bytes(),
-            m.author.handle.as_deref().unwrap_or("").as_bytes(),
-            &at_ms.to_be_bytes(),
-            m.text.as_bytes(),
-            &[m.kind as u8],
-        ]);
-        let n = self.occurrences.entry(content).or_insert(0);
-        *n += 1;
-        let occurrence = *n;
-        self.seen += 1;
-        if m.kind == MessageKind::Service {
-            self.service += 1;
-            return;
-        }
-        self.people += 1;
-        if self.authors.len() < 100_000 {
-            self.authors
-                .insert(identity::normalize_name(&m.author.name));
-        }
-        if self.seen <= self.resume_from {
-            return;
-        }
-        let key = hash128(&[&content, &occurrence.to_be_bytes()]);
-        let conversation = id_of(&[
-            b"conversation",
-            self.format.name().as_bytes(),
-            m.conversation.as_bytes(),
-        ]);
-        if self.conversations.insert(conversation)
-            && let Err(e) = self.state.load_conversation(self.store, conversation)
-        {
-            self.failed = Some(e.into());
-            return;
-        }
-        let (author, identities, me) = self.resolve_author(&m);
-        if self.opts.voice.is_some() {
-            for a in &m.attachments {
-                if let Some(name) = super::voice_notes::wants(&a.kind, a.name.as_deref()) {
-                    self.voice.push(super::voice_notes::Pending {
-                        key,
-                        name,
-                        unit_file: self.unit_file.clone(),
-                    });
-                    break;
-                }
-            }
-        }
-        self.batch.push(Pending {
-            key,
-            msg: Message {
-                source: self.source_id,
-                conversation,
-                author,
-                author_name: m.author.name.clone(),
-                at_ms,
-                text: m.text,
-                attachments: m.attachments,
-                native_id: m.id,
-                reply_to: m.reply_to,
-                reactions: m.reactions,
-                edited: m.edited,
-                transcribed: None,
-            },
-            identities,
-            author_name: m.author.name,
-            me,
-            conversation_native: m.conversation,
-            title: m.conversation_title,
-            group: m.group,
-        });
-        if self.batch.len() >= BATCH {
-            self.flush();
-        }
-    }
-
-    fn document(&mut self, d: Document) {
-        if self.failed.is_some() {
-            return;
-        }
-        let id = id_of(&[
-            b"document",
-            &self.source_id.to_be_bytes(),
-            d.path.to_string_lossy().as_bytes(),
-        ]);
-        let content_hash = super::records::fingerprint(d.text.as_bytes());
-        let doc = StoredDocument {
-            source: self.source_id,
-            doc: d,
-            content_hash,
-        };
-        if let Err(e) = self.store.write(|tx| tx.put(Key::new().u64(id), &doc)) {
-            self.failed = Some(e.into());
-        }
-        self.documents += 1;
-    }
-
-    fn problem(&mut self, p: Problem) {
-        self.problems.push(p);
     }
 }
 

@@ -95,8 +95,8 @@ impl Importer for Telegram {
             .and_then(|mut r| r.read_to_end(&mut bytes))
             .map_err(|e| ImportError::io(&file, e))?;
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let export = read_export(body, &file, out)?;
         let fallback = fallback_conversation(src, rel);
+        let export = read_export(body, &file, &fallback, out)?;
         emit(export, &fallback, &file, out);
         Ok(())
     }
@@ -199,9 +199,28 @@ struct Chat {
     name: Option<String>,
     kind: Option<String>,
     id: Option<String>,
+    /// The keys `name`, `type` and `id` were read (before `messages`, as
+    /// tdesktop writes them): the chat is known when its messages come.
+    known: u8,
+    /// Messages kept until the export is read (only when they could not be
+    /// handed on as they were read: see [`Stream`]).
     messages: Vec<TgMessage>,
     /// Entries of `messages` that are not objects.
     skipped: usize,
+    /// Problems with streamed messages, reported with the chat's others at
+    /// the end (the order a fully read chat gives).
+    problems: Vec<Problem>,
+}
+
+/// Keeps the problems a streamed message has.
+struct Problems<'a>(&'a mut Vec<Problem>);
+
+impl Sink for Problems<'_> {
+    fn message(&mut self, _: RawMessage) {}
+    fn document(&mut self, _: super::Document) {}
+    fn problem(&mut self, p: Problem) {
+        self.0.push(p);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -213,17 +232,51 @@ struct Export {
     chats: Vec<Chat>,
 }
 
+/// Hands messages to the sink as they are read, so a large export is not held
+/// in memory message by message: a chat's messages stream when its name,
+/// type and id came before them (tdesktop's order) and "me" is settled (the
+/// account's `personal_information` came first, or a single chat that is not
+/// Saved Messages). Anything else is kept and emitted at the end, as before.
+struct Stream<'a> {
+    out: &'a mut dyn Sink,
+    fallback: &'a str,
+    file: &'a Path,
+    /// The exporting account, once `personal_information` was read.
+    me: Option<String>,
+    /// A `chats` list was seen (its Saved Messages could still decide "me").
+    chat_list: bool,
+    /// Streamed entries of `messages` so far.
+    streamed: u64,
+    /// Streamed entries to pass over: a repaired file is read again, and the
+    /// entries before the break were handed on by the first reading.
+    skip: u64,
+}
+
 /// Parses the file, repairing tdesktop's known JSON bugs when the plain parse
 /// fails. A file broken part-way gives the messages before the break and a
 /// Problem; one that is not JSON at all is unreadable.
-fn read_export(bytes: &[u8], file: &Path, out: &mut dyn Sink) -> Result<Export, ImportError> {
+fn read_export(
+    bytes: &[u8],
+    file: &Path,
+    fallback: &str,
+    out: &mut dyn Sink,
+) -> Result<Export, ImportError> {
     let mut export = Export::default();
-    let Err(first) = parse_into(bytes, &mut export) else {
+    let mut stream = Stream {
+        out,
+        fallback,
+        file,
+        me: None,
+        chat_list: false,
+        streamed: 0,
+        skip: 0,
+    };
+    let Err(first) = parse_into(bytes, &mut export, &mut stream) else {
         return Ok(export);
     };
     let (export, err) = match repair(bytes) {
         Some(fixed) => {
-            out.problem(Problem {
+            stream.out.problem(Problem {
                 file: file.to_path_buf(),
                 line: Some(fixed.first_line),
                 reason: format!(
@@ -234,14 +287,22 @@ fn read_export(bytes: &[u8], file: &Path, out: &mut dyn Sink) -> Result<Export, 
                 ),
             });
             let mut again = Export::default();
-            match parse_into(&fixed.bytes, &mut again) {
+            stream.skip = stream.streamed;
+            stream.streamed = 0;
+            stream.me = None;
+            stream.chat_list = false;
+            let result = parse_into(&fixed.bytes, &mut again, &mut stream);
+            stream.streamed = stream.streamed.max(stream.skip);
+            match result {
                 Ok(()) => return Ok(again),
                 Err(e) => (again, e),
             }
         }
         None => (export, first),
     };
-    let read_any = export.me.is_some()
+    let out = stream.out;
+    let read_any = stream.streamed > 0
+        || export.me.is_some()
         || !export.top.messages.is_empty()
         || export.chats.iter().any(|c| !c.messages.is_empty());
     if !read_any {
@@ -262,9 +323,13 @@ fn read_export(bytes: &[u8], file: &Path, out: &mut dyn Sink) -> Result<Export, 
     Ok(export)
 }
 
-fn parse_into(bytes: &[u8], export: &mut Export) -> Result<(), serde_json::Error> {
+fn parse_into(
+    bytes: &[u8],
+    export: &mut Export,
+    stream: &mut Stream,
+) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    TopSeed(export).deserialize(&mut de)?;
+    TopSeed(export, stream).deserialize(&mut de)?;
     de.end()
 }
 
@@ -629,22 +694,22 @@ impl<'de> Visitor<'de> for MessageSeed {
     }
 }
 
-struct TopSeed<'a>(&'a mut Export);
+struct TopSeed<'a, 's>(&'a mut Export, &'a mut Stream<'s>);
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
+impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a Telegram export object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let export = self.0;
+        let TopSeed(export, stream) = self;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "personal_information" => {
@@ -653,26 +718,50 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                         .get("user_id")
                         .and_then(scalar)
                         .map(|id| format!("user{id}"));
+                    stream.me = export.me.clone();
                 }
-                "chats" | "left_chats" => map.next_value_seed(ChatListSeed(&mut export.chats))?,
-                _ => chat_field(&mut map, &key, &mut export.top)?,
+                "chats" | "left_chats" => {
+                    stream.chat_list = true;
+                    map.next_value_seed(ChatListSeed(&mut export.chats, &mut *stream))?
+                }
+                _ => chat_field(&mut map, &key, &mut export.top, &mut *stream, true)?,
             }
         }
         Ok(())
     }
 }
 
-/// One key of a chat object (also the top level of a single-chat export).
+/// One key of a chat object (also the top level of a single-chat export:
+/// `top`).
 fn chat_field<'de, A: MapAccess<'de>>(
     map: &mut A,
     key: &str,
     chat: &mut Chat,
+    stream: &mut Stream,
+    top: bool,
 ) -> Result<(), A::Error> {
     match key {
-        "name" => chat.name = map.next_value::<Loose>()?.0,
-        "type" => chat.kind = map.next_value::<Loose>()?.0,
-        "id" => chat.id = map.next_value::<Loose>()?.0,
-        "messages" => map.next_value_seed(MessagesSeed(chat))?,
+        "name" => {
+            chat.name = map.next_value::<Loose>()?.0;
+            chat.known |= 1;
+        }
+        "type" => {
+            chat.kind = map.next_value::<Loose>()?.0;
+            chat.known |= 2;
+        }
+        "id" => {
+            chat.id = map.next_value::<Loose>()?.0;
+            chat.known |= 4;
+        }
+        "messages" => {
+            let streams = chat.known == 7
+                && chat.messages.is_empty()
+                && (stream.me.is_some()
+                    || (top
+                        && !stream.chat_list
+                        && chat.kind.as_deref() != Some("saved_messages")));
+            map.next_value_seed(MessagesSeed(chat, streams.then_some(stream)))?
+        }
         _ => {
             map.next_value::<IgnoredAny>()?;
         }
@@ -681,16 +770,16 @@ fn chat_field<'de, A: MapAccess<'de>>(
 }
 
 /// `{"about": ..., "list": [chat, ...]}` or a bare `[chat, ...]`.
-struct ChatListSeed<'a>(&'a mut Vec<Chat>);
+struct ChatListSeed<'a, 's>(&'a mut Vec<Chat>, &'a mut Stream<'s>);
 
-impl<'de> DeserializeSeed<'de> for ChatListSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ChatListSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChatListSeed<'_> {
+impl<'de> Visitor<'de> for ChatListSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of chats")
@@ -698,7 +787,7 @@ impl<'de> Visitor<'de> for ChatListSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "list" {
-                map.next_value_seed(ChatListSeed(&mut *self.0))?;
+                map.next_value_seed(ChatListSeed(&mut *self.0, &mut *self.1))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -706,7 +795,10 @@ impl<'de> Visitor<'de> for ChatListSeed<'_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(ChatSeed(&mut *self.0))?.is_some() {}
+        while seq
+            .next_element_seed(ChatSeed(&mut *self.0, &mut *self.1))?
+            .is_some()
+        {}
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -716,16 +808,16 @@ impl<'de> Visitor<'de> for ChatListSeed<'_> {
 
 /// One chat object, pushed before it is filled so a file that breaks off
 /// keeps what was read.
-struct ChatSeed<'a>(&'a mut Vec<Chat>);
+struct ChatSeed<'a, 's>(&'a mut Vec<Chat>, &'a mut Stream<'s>);
 
-impl<'de> DeserializeSeed<'de> for ChatSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ChatSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChatSeed<'_> {
+impl<'de> Visitor<'de> for ChatSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a chat object")
@@ -734,7 +826,7 @@ impl<'de> Visitor<'de> for ChatSeed<'_> {
         self.0.push(Chat::default());
         let index = self.0.len() - 1;
         while let Some(key) = map.next_key::<String>()? {
-            chat_field(&mut map, &key, &mut self.0[index])?;
+            chat_field(&mut map, &key, &mut self.0[index], &mut *self.1, false)?;
         }
         Ok(())
     }
@@ -743,27 +835,54 @@ impl<'de> Visitor<'de> for ChatSeed<'_> {
     }
 }
 
-/// The messages array, kept until the export is read (a file that breaks
-/// off, or needs repair, is read again).
-struct MessagesSeed<'a>(&'a mut Chat);
+/// The messages array: handed on as read when the [`Stream`] is given, else
+/// kept until the export is read.
+struct MessagesSeed<'a, 's>(&'a mut Chat, Option<&'a mut Stream<'s>>);
 
-impl<'de> DeserializeSeed<'de> for MessagesSeed<'_> {
+impl<'de> DeserializeSeed<'de> for MessagesSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MessagesSeed<'_> {
+impl<'de> Visitor<'de> for MessagesSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of messages")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let MessagesSeed(chat, stream) = self;
+        let Some(stream) = stream else {
+            while let Some(entry) = seq.next_element_seed(MessageSeed)? {
+                match entry {
+                    Some(m) => chat.messages.push(m),
+                    None => chat.skipped += 1,
+                }
+            }
+            return Ok(());
+        };
+        let (title, conversation, group) = chat_names(chat, stream.fallback);
+        let me = stream.me.clone();
+        let ctx = ChatContext {
+            conversation: &conversation,
+            title: title.as_deref(),
+            group,
+            me: me.as_deref(),
+            file: stream.file,
+        };
         while let Some(entry) = seq.next_element_seed(MessageSeed)? {
+            stream.streamed += 1;
             match entry {
-                Some(m) => self.0.messages.push(m),
-                None => self.0.skipped += 1,
+                None => chat.skipped += 1,
+                Some(m) => {
+                    let read = ctx.message(m, &mut Problems(&mut chat.problems));
+                    // Entries handed on by an earlier reading are only read
+                    // again for their problems.
+                    if let Some(m) = read.filter(|_| stream.streamed > stream.skip) {
+                        stream.out.message(m);
+                    }
+                }
             }
         }
         Ok(())
@@ -967,7 +1086,8 @@ fn group_of(kind: Option<&str>) -> Option<bool> {
     }
 }
 
-fn emit_chat(chat: Chat, me: Option<&str>, fallback: &str, file: &Path, out: &mut dyn Sink) {
+/// A chat's title, conversation key and whether it is a group.
+fn chat_names(chat: &Chat, fallback: &str) -> (Option<String>, String, Option<bool>) {
     let title = chat.name.clone().or_else(|| {
         (chat.kind.as_deref() == Some("saved_messages")).then(|| "Saved Messages".into())
     });
@@ -976,7 +1096,11 @@ fn emit_chat(chat: Chat, me: Option<&str>, fallback: &str, file: &Path, out: &mu
         .clone()
         .or_else(|| title.clone())
         .unwrap_or_else(|| fallback.to_string());
-    let group = group_of(chat.kind.as_deref());
+    (title, conversation, group_of(chat.kind.as_deref()))
+}
+
+fn emit_chat(chat: Chat, me: Option<&str>, fallback: &str, file: &Path, out: &mut dyn Sink) {
+    let (title, conversation, group) = chat_names(&chat, fallback);
     if chat.skipped > 0 {
         out.problem(Problem {
             file: file.to_path_buf(),
@@ -986,6 +1110,9 @@ fn emit_chat(chat: Chat, me: Option<&str>, fallback: &str, file: &Path, out: &mu
                 chat.skipped
             ),
         });
+    }
+    for p in chat.problems {
+        out.problem(p);
     }
     let ctx = ChatContext {
         conversation: &conversation,
@@ -1495,6 +1622,37 @@ mod tests {
             p.reason.contains("\\xNN") && p.reason.contains("without quotes"),
             "{}",
             p.reason
+        );
+    }
+
+    #[test]
+    fn a_streamed_chat_repaired_part_way_gives_each_message_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from(
+            "{\n \"name\": \"S\",\n \"type\": \"personal_chat\",\n \"id\": 9,\n \"messages\": [\n",
+        );
+        for i in 1..=6 {
+            let body = match i {
+                2 => "\"text\": \"no date\"".to_string(),
+                4 => "\"date_unixtime\": \"1700000004\", \"from\": \"A\", \"text\": \"bad\\x01escape\"".into(),
+                5 => "\"date_unixtime\": \"1700000005\", \"from\": \"A\", \"text\": \"ok\", \"document_id\": sticker (2).webm".into(),
+                _ => format!("\"date_unixtime\": \"170000000{i}\", \"from\": \"A\", \"text\": \"m{i}\""),
+            };
+            let sep = if i < 6 { "," } else { "" };
+            text.push_str(&format!(
+                "  {{\"id\": {i}, \"type\": \"message\", {body}\n  }}{sep}\n"
+            ));
+        }
+        text.push_str(" ]\n}\n");
+        let c = read(&write(dir.path(), "result.json", text.as_bytes()));
+        let texts: Vec<&str> = c.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["m1", "m3", "bad\u{1}escape", "ok", "m6"]);
+        let reasons: Vec<&str> = c.problems.iter().map(|p| p.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("repaired"), "{reasons:?}");
+        assert!(
+            reasons[1].contains("message 2 has no readable date"),
+            "{reasons:?}"
         );
     }
 

@@ -6,6 +6,10 @@
 //!   older store migrates it step by step ([`migrate`]), a newer one is refused.
 //! - Writes that belong together go through [`Store::write`]: one sled transaction
 //!   over every tree, which also keeps the counts exact.
+//! - Many new records at once (an import's messages and their index keys) go
+//!   through [`Store::write_bulk`]: per-tree batches of sorted keys, then one
+//!   small transaction, atomic as a whole through an undo record in `meta` that
+//!   the next open rolls back if twin was killed in between.
 //! - Opt-in encryption at rest ([`crypt`]): when the store is encrypted every
 //!   value of every tree but `meta` is sealed and every key is hidden here, in
 //!   [`Tx`] and [`View`], so each tree — including ones added later — is covered
@@ -162,6 +166,44 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The folder inside the store for files kept beside it.
 pub const FILES_DIR: &str = "files";
 const COUNT_PREFIX: &str = "count/";
+/// The keys an unfinished [`Store::write_bulk`] wrote (see [`Store::undo_bulk`]).
+const UNDO_KEY: &[u8] = b"bulk/undo";
+
+/// New records for [`Store::write_bulk`].
+#[derive(Default)]
+pub struct Bulk {
+    puts: Vec<(Tree, Vec<u8>, Vec<u8>)>,
+}
+
+impl Bulk {
+    pub fn new() -> Bulk {
+        Bulk::default()
+    }
+
+    /// A record whose key is not in the store yet.
+    pub fn put_new<T: Record>(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<(), CodecError> {
+        self.put_new_raw(T::TREE, key, codec::encode(value)?);
+        Ok(())
+    }
+
+    /// Raw bytes under a key that is not in `tree` yet (not `meta`).
+    pub fn put_new_raw(&mut self, tree: Tree, key: impl AsRef<[u8]>, bytes: Vec<u8>) {
+        assert!(tree != Tree::Meta, "meta is the store's own");
+        self.puts.push((tree, key.as_ref().to_vec(), bytes));
+    }
+
+    pub fn len(&self) -> usize {
+        self.puts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+}
 
 impl Store {
     /// Open (or create) the store in `dir`, migrating an older schema. An
@@ -225,13 +267,17 @@ impl Store {
             .map_err(|e| sled_error(dir, e))?;
         // sled creates its files with the process umask; keep them private.
         crate::paths::make_private_tree(dir).map_err(io)?;
-        Ok(Store {
+        let store = Store {
             db,
             trees,
             dir: dir.to_path_buf(),
             crypt: None,
             _lock: lock,
-        })
+        };
+        // A bulk write that a kill interrupted is rolled back before anything
+        // reads the store (it works on stored keys: no passphrase needed).
+        store.undo_bulk()?;
+        Ok(store)
     }
 
     fn unlock(mut self, pass: Option<&Passphrase>) -> Result<Store, StoreError> {
@@ -397,6 +443,19 @@ impl Store {
         }
     }
 
+    /// The stored form of a value (sealed when the store is encrypted).
+    fn seal_value(
+        &self,
+        tree: Tree,
+        stored_key: &[u8],
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        match (&self.crypt, tree) {
+            (Some(c), t) if t != Tree::Meta => Ok(c.seal(&context(tree, stored_key), &bytes)?),
+            _ => Ok(bytes),
+        }
+    }
+
     /// Open a stored value (`stored_key` is its key as stored).
     fn open_value(
         &self,
@@ -448,6 +507,15 @@ impl Store {
     /// Run `f` as one atomic transaction over every tree. `f` may be re-run on
     /// conflict, so it must have no side effects outside `tx`.
     pub fn write<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>) -> Result<R, StoreError> {
+        self.transact(f, false)
+    }
+
+    /// One transaction; `clear_undo` also drops [`Store::write_bulk`]'s undo record.
+    fn transact<R>(
+        &self,
+        f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>,
+        clear_undo: bool,
+    ) -> Result<R, StoreError> {
         let result = self.trees.as_slice().transaction(|views| {
             let mut tx = Tx {
                 views,
@@ -456,6 +524,9 @@ impl Store {
             };
             let r = f(&mut tx).map_err(|e| e.0)?;
             tx.apply_counts()?;
+            if clear_undo {
+                tx.view(Tree::Meta).remove(UNDO_KEY)?;
+            }
             Ok(r)
         });
         match result {
@@ -463,6 +534,123 @@ impl Store {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(sled_error(&self.dir, e)),
         }
+    }
+
+    /// Write `bulk` (records under keys that are not in the store: the caller
+    /// has checked) and then run `f` as one transaction, atomically as a
+    /// whole: far fewer reads and copies than putting each record through
+    /// [`Store::write`] (per-tree sled batches of sorted keys, no
+    /// read-before-write), with the counts kept exact. An undo record in
+    /// `meta` lists the bulk keys until `f`'s transaction commits; killed in
+    /// between, the next open removes them again, and an error rolls them back
+    /// at once, so the store is as it was before the call. One bulk write at a
+    /// time (the undo record is one key): today only an import makes them, and
+    /// imports run one at a time.
+    pub fn write_bulk<R>(
+        &self,
+        bulk: Bulk,
+        f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>,
+    ) -> Result<R, StoreError> {
+        if bulk.puts.is_empty() {
+            return self.write(f);
+        }
+        let counts = self.apply_bulk(bulk)?;
+        let result = self.transact(
+            |tx| {
+                for (d, n) in tx.deltas.iter().zip(&counts) {
+                    d.set(*n);
+                }
+                f(tx)
+            },
+            true,
+        );
+        if result.is_err() {
+            // Roll back now; should that fail too, the next open does it.
+            if let Err(e) = self.undo_bulk() {
+                tracing::error!("rolling back a failed bulk write: {e}");
+            }
+        }
+        result
+    }
+
+    /// The first half of [`Store::write_bulk`]: the undo record, then the
+    /// records; returns how many records each tree gained.
+    fn apply_bulk(&self, bulk: Bulk) -> Result<[i64; Tree::ALL.len()], StoreError> {
+        let mut per_tree: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); Tree::ALL.len()];
+        for (tree, key, value) in bulk.puts {
+            let k = self.stored_key(tree, &key);
+            let v = self.seal_value(tree, &k, value)?;
+            per_tree[tree.index()].push((k, v));
+        }
+        let mut undo = Vec::new();
+        let mut counts = [0i64; Tree::ALL.len()];
+        for (i, records) in per_tree.iter_mut().enumerate() {
+            // The same key twice is one record: the last value wins.
+            records.reverse();
+            records.sort_by(|a, b| a.0.cmp(&b.0));
+            records.dedup_by(|a, b| a.0 == b.0);
+            counts[i] = records.len() as i64;
+            for (k, _) in records.iter() {
+                undo.push(i as u8);
+                undo.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                undo.extend_from_slice(k);
+            }
+        }
+        let err = |e| sled_error(&self.dir, e);
+        self.tree_raw(Tree::Meta)
+            .insert(UNDO_KEY, undo)
+            .map_err(err)?;
+        for (i, records) in per_tree.into_iter().enumerate() {
+            if records.is_empty() {
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            for (k, v) in records {
+                batch.insert(k, v);
+            }
+            if let Err(e) = self.trees[i].apply_batch(batch) {
+                if let Err(e) = self.undo_bulk() {
+                    tracing::error!("rolling back a failed bulk write: {e}");
+                }
+                return Err(err(e));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Remove the records of an interrupted [`Store::write_bulk`], if any.
+    fn undo_bulk(&self) -> Result<bool, StoreError> {
+        let err = |e| sled_error(&self.dir, e);
+        let meta = self.tree_raw(Tree::Meta);
+        let Some(undo) = meta.get(UNDO_KEY).map_err(err)? else {
+            return Ok(false);
+        };
+        let mut batches: Vec<sled::Batch> = vec![sled::Batch::default(); Tree::ALL.len()];
+        let mut rest = undo.as_ref();
+        while let Some((&tree, tail)) = rest.split_first() {
+            let corrupt = || StoreError::Corrupt {
+                path: self.dir.clone(),
+                detail: "the undo record of an interrupted import is cut short".into(),
+            };
+            let len = tail.get(..4).ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+            let key = tail.get(4..4 + len).ok_or_else(corrupt)?;
+            batches
+                .get_mut(tree as usize)
+                .ok_or_else(corrupt)?
+                .remove(key);
+            rest = &tail[4 + len..];
+        }
+        for (i, batch) in batches.into_iter().enumerate() {
+            self.trees[i].apply_batch(batch).map_err(err)?;
+        }
+        meta.remove(UNDO_KEY).map_err(err)?;
+        self.db.flush().map_err(err)?;
+        tracing::info!(
+            "rolled back an interrupted bulk write in {}",
+            self.dir.display()
+        );
+        Ok(true)
     }
 
     /// Recount every tree from scratch (used by migrations and repair).
@@ -674,12 +862,7 @@ impl Tx<'_> {
         bytes: Vec<u8>,
     ) -> Result<bool, TxError> {
         let k = self.store.stored_key(tree, key.as_ref());
-        let bytes = match (&self.store.crypt, tree) {
-            (Some(c), t) if t != Tree::Meta => c
-                .seal(&context(tree, &k), &bytes)
-                .map_err(StoreError::from)?,
-            _ => bytes,
-        };
+        let bytes = self.store.seal_value(tree, &k, bytes)?;
         let new = self.view(tree).insert(k, bytes)?.is_none();
         if new {
             self.bump(tree, 1);
@@ -792,6 +975,107 @@ mod tests {
         assert_eq!(s.count(Tree::Memories).unwrap(), 1);
         let all: Vec<_> = s.scan::<Note>([]).map(|r| r.unwrap().1).collect();
         assert_eq!(all, vec![note("b")]);
+    }
+
+    #[test]
+    fn bulk_writes_count_and_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.write(|tx| tx.put(Key::new().u64(1), &note("before")))
+            .unwrap();
+        let bulk = |from: u64| {
+            let mut b = Bulk::new();
+            for i in (from..from + 500).rev() {
+                b.put_new(Key::new().u64(i), &note(&format!("n{i}")))
+                    .unwrap();
+                b.put_new_raw(Tree::Index, Key::new().u64(i), i.to_be_bytes().to_vec());
+            }
+            b
+        };
+        let n = s
+            .write_bulk(bulk(10), |tx| {
+                tx.put(Key::new().u64(2), &note("small"))?;
+                Ok(7)
+            })
+            .unwrap();
+        assert_eq!(n, 7);
+        assert_eq!(s.count(Tree::Memories).unwrap(), 502);
+        assert_eq!(s.tree(Tree::Index).len(), 500);
+        assert_eq!(
+            s.get::<Note>(Key::new().u64(300)).unwrap(),
+            Some(note("n300"))
+        );
+        assert!(s.tree_raw(Tree::Meta).get(UNDO_KEY).unwrap().is_none());
+
+        // An aborted transaction takes the bulk records with it.
+        let e = s
+            .write_bulk(bulk(1000), |tx| tx.abort::<()>("no"))
+            .unwrap_err();
+        assert!(e.to_string().contains("no"));
+        assert_eq!(s.count(Tree::Memories).unwrap(), 502);
+        assert!(s.get::<Note>(Key::new().u64(1200)).unwrap().is_none());
+        assert_eq!(s.tree(Tree::Index).len(), 500);
+
+        // Killed after the records, before the transaction: the next open
+        // removes them, and the store is as it was.
+        let before: Vec<_> = Tree::ALL
+            .iter()
+            .flat_map(|t| s.tree_raw(*t).iter().map(|kv| kv.unwrap()))
+            .collect();
+        s.apply_bulk(bulk(2000)).unwrap();
+        assert!(s.get::<Note>(Key::new().u64(2200)).unwrap().is_some());
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let after: Vec<_> = Tree::ALL
+            .iter()
+            .flat_map(|t| s.tree_raw(*t).iter().map(|kv| kv.unwrap()))
+            .collect();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn bulk_writes_are_sealed_in_an_encrypted_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new("bulk pass").unwrap();
+        {
+            let s = convert::init_encrypted(
+                dir.path(),
+                &pass,
+                KdfParams {
+                    memory_kib: 64,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+            )
+            .unwrap();
+            let mut b = Bulk::new();
+            for i in 0..50u64 {
+                b.put_new(
+                    Key::new().u64(i).str("marmalade"),
+                    &note(&format!("secret {i}")),
+                )
+                .unwrap();
+            }
+            s.write_bulk(b, |_| Ok(())).unwrap();
+            let raw: Vec<_> = s
+                .tree_raw(Tree::Memories)
+                .iter()
+                .map(|kv| kv.unwrap())
+                .collect();
+            assert_eq!(raw.len(), 50);
+            assert!(raw.iter().all(|(k, v)| {
+                !k.windows(9).any(|w| w == b"marmalade") && !v.windows(6).any(|w| w == b"secret")
+            }));
+            // Killed half way: rolled back on open, with the passphrase not yet asked.
+            let mut b = Bulk::new();
+            b.put_new(Key::new().u64(99), &note("gone")).unwrap();
+            s.apply_bulk(b).unwrap();
+        }
+        let s = Store::open_with(dir.path(), Some(&pass)).unwrap();
+        assert_eq!(s.count(Tree::Memories).unwrap(), 50);
+        assert_eq!(s.tree(Tree::Memories).len(), 50);
+        let all: Vec<_> = s.scan::<Note>([]).map(|r| r.unwrap().1).collect();
+        assert_eq!(all[3], note("secret 3"));
     }
 
     #[test]
