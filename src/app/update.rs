@@ -641,7 +641,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         state.chat.composing = true;
                         state.chat.recall = None;
                         state.focus = Pane::Chat;
-                        state.notify(Level::Info, "transcribed into the chat input: edit it, enter sends");
+                        state.notify(
+                            Level::Info,
+                            "transcribed into the chat input: edit it, enter sends",
+                        );
                     }
                     return Vec::new();
                 }
