@@ -11,6 +11,8 @@ use toml::Spanned;
 
 use crate::diag::Diagnostic;
 
+pub mod edit;
+
 /// What a key accepts.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -330,6 +332,13 @@ pub const KEYS: &[KeySpec] = &[
         env: None,
     },
     KeySpec {
+        key: "checkin.disabled_rules",
+        kind: Kind::StrList,
+        default: "[]",
+        doc: "rules kept but switched off (same forms as checkin.rules); the Check-ins view and `twin checkin --enable-rule` move one back",
+        env: None,
+    },
+    KeySpec {
         key: "checkin.quiet_hours",
         kind: Kind::Str,
         default: "\"22:00-07:00\"",
@@ -601,6 +610,7 @@ pub struct CheckinConfig {
     pub enabled: bool,
     pub timezone: String,
     pub rules: Vec<String>,
+    pub disabled_rules: Vec<String>,
     pub quiet_hours: String,
     pub max_per_day: i64,
     pub min_gap_minutes: i64,
