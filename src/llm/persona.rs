@@ -442,7 +442,10 @@ mod tests {
         let persona = persona_prompt(&parts);
         assert!(!persona.contains("[m:42]") && !persona.contains(NOT_KNOWN_INSTRUCTION));
         let block = memory_block(&mems, 1000);
-        assert!(block.contains("[m:42]") && block.contains(CITE_INSTRUCTION), "{block}");
+        assert!(
+            block.contains("[m:42]") && block.contains(CITE_INSTRUCTION),
+            "{block}"
+        );
         assert_eq!(
             user_turn(&block, "tea or coffee?"),
             format!("{block}\n\ntea or coffee?")
