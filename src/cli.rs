@@ -116,8 +116,8 @@ pub enum Command {
         #[arg(long)]
         allow_remote: bool,
     },
-    /// Check-ins: deliver the due ones (from cron or a timer), list what is coming, snooze or dismiss one
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["due", "list", "snooze", "dismiss"])))]
+    /// Check-ins: deliver the due ones (from cron or a timer), list what is coming, snooze or dismiss one, edit the rules
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["due", "list", "snooze", "dismiss", "add_rule", "change_rule", "enable_rule", "disable_rule", "delete_rule"])))]
     Checkin {
         /// Deliver every check-in that is due now: one `checkin` line each, marked delivered
         #[arg(long)]
@@ -140,6 +140,24 @@ pub enum Command {
         /// How many days ahead --list looks
         #[arg(long, value_name = "DAYS", default_value_t = 7, requires = "list")]
         days: i64,
+        /// Add a rule to checkin.rules in config.toml ("weekdays 18:00", "cron 0 18 * * 1-5")
+        #[arg(long, value_name = "RULE")]
+        add_rule: Option<String>,
+        /// Change this rule (as --list shows it) to the one given with --to
+        #[arg(long, value_name = "RULE", requires = "to")]
+        change_rule: Option<String>,
+        /// The new form of the rule --change-rule names
+        #[arg(long, value_name = "RULE", requires = "change_rule")]
+        to: Option<String>,
+        /// Switch a rule back on
+        #[arg(long, value_name = "RULE")]
+        enable_rule: Option<String>,
+        /// Keep a rule but stop it (it moves to checkin.disabled_rules)
+        #[arg(long, value_name = "RULE")]
+        disable_rule: Option<String>,
+        /// Delete a rule
+        #[arg(long, value_name = "RULE")]
+        delete_rule: Option<String>,
     },
     /// Training sets cut from your conversations (`dataset build` makes one for `twin train`)
     Dataset {
@@ -756,7 +774,83 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
             minutes,
             at,
             days,
+            add_rule,
+            change_rule,
+            to,
+            enable_rule,
+            disable_rule,
+            delete_rule,
         } => {
+            use checkin::rules::RuleEdit;
+            let edit = add_rule
+                .map(RuleEdit::Add)
+                .or(change_rule
+                    .zip(to)
+                    .map(|(old, new)| RuleEdit::Change { old, new }))
+                .or(enable_rule.map(RuleEdit::Enable))
+                .or(disable_rule.map(RuleEdit::Disable))
+                .or(delete_rule.map(RuleEdit::Delete));
+            if let Some(edit) = edit {
+                // Works while the rules are broken: this is how they get fixed.
+                let file = config.file.clone();
+                return batch::run(output, kind, "editing the check-in rules", move |_ctx| {
+                    let env = |k: &str| std::env::var(k).ok();
+                    let new =
+                        checkin::rules::save(&file, &edit, &env).map_err(anyhow::Error::msg)?;
+                    let mut retired = 0;
+                    let mut problem = None;
+                    match checkin::Settings::from_config(&new) {
+                        Ok(settings) => {
+                            if let Some(rule) = edit.retired() {
+                                // The store may be held by the TUI: then it retires them itself on its next edit.
+                                if let Ok(store) = open_for_checkin(&paths.store_dir()) {
+                                    retired = checkin::Scheduler::new(
+                                        &store,
+                                        &settings,
+                                        &checkin::SystemClock,
+                                    )
+                                    .retire_rule(rule)?;
+                                }
+                            }
+                        }
+                        Err(e) => problem = Some(e),
+                    }
+                    let rows = checkin::rules::rows(&new.checkin);
+                    let human = format!(
+                        "{} in {}\n{}{}",
+                        edit.describe(),
+                        file.display(),
+                        rows.iter()
+                            .map(|r| format!(
+                                "  {:<28} {}",
+                                r.rule,
+                                if r.problem.is_some() {
+                                    "broken"
+                                } else if r.enabled {
+                                    "on"
+                                } else {
+                                    "off"
+                                }
+                            ))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        problem
+                            .as_ref()
+                            .map(|p| format!("\ncheck-ins stay off: {p}"))
+                            .unwrap_or_default()
+                    );
+                    Ok(Printed(
+                        serde_json::json!({
+                            "edit": edit.describe(),
+                            "config": file,
+                            "rules": rows,
+                            "retired": retired,
+                            "problem": problem,
+                        }),
+                        human,
+                    ))
+                });
+            }
             let settings = match checkin::Settings::from_config(&config.config) {
                 Ok(s) => s,
                 Err(e) => return usage(output, &e),

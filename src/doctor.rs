@@ -129,6 +129,7 @@ pub fn run(paths: &Paths, config: &Result<Loaded, ConfigError>, term: &TermInfo)
             &defaults
         }
     };
+    checks.push(checkin(&loaded.config));
     checks.push(store(paths));
     checks.push(models(&loaded.models_dir(paths), &loaded.config.chat));
     let (keymap_diags, theme_check) = look(paths, loaded, &term.env);
@@ -163,6 +164,52 @@ pub fn run(paths: &Paths, config: &Result<Loaded, ConfigError>, term: &TermInfo)
         failed,
         warnings,
     }
+}
+
+/// `[checkin]`: rules, time zone, quiet hours.
+fn checkin(config: &crate::config::Config) -> Check {
+    use crate::checkin::check;
+    let found = check::check(config, chrono::Utc::now(), check::machine_zone_known());
+    if found.is_empty() {
+        let k = &config.checkin;
+        let detail = if k.enabled {
+            let zone = if k.timezone.trim().is_empty() {
+                config.ingest.timezone.as_str()
+            } else {
+                k.timezone.as_str()
+            };
+            format!(
+                "{} rule{} ({}) in {zone}, quiet hours {}",
+                k.rules.len(),
+                if k.rules.len() == 1 { "" } else { "s" },
+                k.rules.join("; "),
+                if k.quiet_hours.trim().is_empty() {
+                    "none"
+                } else {
+                    k.quiet_hours.trim()
+                }
+            )
+        } else {
+            "off (checkin.enabled = false)".to_string()
+        };
+        return check("checkin", Status::Ok, detail, None);
+    }
+    let status = if found.iter().any(|f| f.fail) {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
+    let detail = found
+        .iter()
+        .map(|f| f.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("\n    ");
+    let fix = found
+        .iter()
+        .map(|f| f.fix.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    check("checkin", status, detail, Some(fix))
 }
 
 fn folders(paths: &Paths) -> Check {

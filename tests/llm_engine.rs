@@ -392,3 +392,133 @@ fn adapters_are_checked_against_the_model() {
     let e = failure(&Engine::start(c), chat("x", "y"));
     assert!(matches!(e, EngineError::WrongAdapter { .. }), "{e}");
 }
+
+/// Finds other memories every turn, and keeps the history each turn was given.
+struct Rotating {
+    calls: std::sync::Mutex<Vec<Vec<Message>>>,
+}
+
+impl twin::llm::chat::Retriever for Rotating {
+    fn retrieve(
+        &self,
+        question: &str,
+        history: &[Message],
+    ) -> anyhow::Result<Vec<twin::llm::persona::RetrievedMemory>> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(history.to_vec());
+        let n = calls.len();
+        Ok(vec![twin::llm::persona::RetrievedMemory {
+            id: format!("{n:08x}"),
+            kind: "fact".into(),
+            text: format!("memory number {n} about {question}, different every turn"),
+            when: None,
+            source: "a test".into(),
+        }])
+    }
+}
+
+#[test]
+fn a_reply_to_a_check_in_continues_it_and_new_memories_keep_the_cache() {
+    use twin::llm::chat::{self, ChatEngine, TurnRequest};
+    use twin::llm::conversation::{ChatEffect, ChatEvent, Conversation, TurnOutcome};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = twin::store::Store::open(&dir.path().join("store")).unwrap();
+    // Room for the whole conversation: nothing is dropped to fit.
+    let model = dir.path().join("tiny-long-instruct.gguf");
+    TinyLlama {
+        context_length: 4096,
+        ..TinyLlama::default()
+    }
+    .write(&model)
+    .unwrap();
+    let mut cfg = config(&model);
+    cfg.n_ctx = 4096;
+    let engine = ChatEngine::start(cfg);
+    let retriever = Rotating {
+        calls: Default::default(),
+    };
+    let (job, _events, _cancel) = twin::jobs::JobCtx::detached("chat");
+    let opening = "Morning! How did the interview go?";
+    let context = "You checked in on your own, because of these messages:\n[m:00ff] Jo: \"my interview on Friday\"";
+    // The check-in opened in the chat, then the person replies (the Chat pane's state machine).
+    let mut conv = Conversation::opened(opening, context, 0);
+    let turn = |conv: &mut Conversation, text: &str| {
+        let fx = conv.handle(ChatEvent::Send {
+            text: text.into(),
+            at_ms: 1,
+        });
+        let Some(ChatEffect::Generate {
+            question,
+            history,
+            session,
+            opening,
+        }) = fx.into_iter().next()
+        else {
+            panic!("the send starts a turn")
+        };
+        let request = TurnRequest {
+            question,
+            history,
+            session,
+            opening,
+            ..TurnRequest::default()
+        };
+        let s = chat::turn(&job, &engine, &store, "Be brief.", &retriever, request).unwrap();
+        conv.handle(ChatEvent::Started { job: 1 });
+        conv.handle(ChatEvent::Done(TurnOutcome {
+            reply: s.reply.clone(),
+            citations: s.citations.clone(),
+            finish: "stop".into(),
+            ttft_ms: s.stats.ttft_ms,
+            tokens_per_s: s.stats.tokens_per_s,
+            session: s.session,
+            context: Some(s.context.clone()),
+        }));
+        s
+    };
+    let first = turn(&mut conv, "it went well, they liked me");
+    // The engine was given the check-in as the twin's own turn, after its context.
+    let seen = retriever.calls.lock().unwrap()[0].clone();
+    assert_eq!(
+        seen,
+        vec![Message::system(context), Message::assistant(opening)]
+    );
+    assert!(first.context.contains("[m:00000001]"), "{}", first.context);
+    // The session holds the opening first, then the reply.
+    let id = first.session.unwrap();
+    let stored = twin::llm::sessions::ChatSession::load(&store, id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.turns.len(), 2);
+    assert_eq!(
+        (
+            stored.turns[0].user.as_str(),
+            stored.turns[0].reply.as_str()
+        ),
+        ("", opening)
+    );
+    assert_eq!(stored.turns[0].context, context);
+    assert_eq!(stored.turns[1].user, "it went well, they liked me");
+
+    // A follow-up recalls another memory, yet only its new tokens are evaluated:
+    // the memories sit in each turn's own message, after the history.
+    let second = turn(&mut conv, "what should I ask them next?");
+    assert!(second.context.contains("[m:00000002]") && !second.context.contains("[m:00000001]"));
+    let (a, b) = (&first.stats, &second.stats);
+    eprintln!(
+        "check-in reply: {} prompt tokens; follow-up: {} prompt tokens, {} reused, {} evaluated",
+        a.prompt_tokens, b.prompt_tokens, b.reused_tokens, b.evaluated_tokens
+    );
+    assert!(
+        b.reused_tokens >= a.prompt_tokens,
+        "the whole first prompt is reused though the memories changed: {a:?} {b:?}"
+    );
+    assert_eq!(b.evaluated_tokens + b.reused_tokens, b.prompt_tokens);
+    let turns = twin::llm::sessions::ChatSession::load(&store, id)
+        .unwrap()
+        .unwrap()
+        .turns
+        .len();
+    assert_eq!(turns, 3, "the follow-up went into the same session");
+}

@@ -766,3 +766,187 @@ mod memory_pane {
         assert!(out.contains("No biography yet. Press r"), "{out}");
     }
 }
+
+// --- The Check-ins view: rules, their editor, and a check-in opened in the chat ---
+
+mod checkins_view {
+    use super::*;
+    use twin::app::Effect;
+    use twin::checkin::job::{ListReport, Listed};
+    use twin::checkin::rules::{RuleEdit, RuleRow};
+
+    fn rule(text: &str, enabled: bool) -> RuleRow {
+        let (cron, problem) = match twin::checkin::rules::validate(text) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e)),
+        };
+        RuleRow {
+            rule: text.into(),
+            enabled,
+            cron,
+            problem,
+        }
+    }
+
+    fn listed(id: &str, rule: &str, due: &str, status: &str, text: Option<&str>) -> Listed {
+        Listed {
+            id: id.into(),
+            rule: rule.into(),
+            due: due.into(),
+            status: status.into(),
+            subject: None,
+            text: text.map(Into::into),
+            cites: vec![],
+            delivered: None,
+            reason: None,
+        }
+    }
+
+    fn with_view() -> State {
+        let mut s = state_at(Pane::Ingest, 80, 24, false);
+        let list = ListReport {
+            at: String::new(),
+            timezone: "Europe/Berlin".into(),
+            rules: vec!["daily 08:30".into()],
+            schedule: vec![
+                rule("daily 08:30", true),
+                rule("cron 0 18 * * 1-5", true),
+                rule("daily 20:00", false),
+            ],
+            upcoming: vec![listed(
+                "00000000000000bb",
+                "daily 08:30",
+                "2026-11-22T08:30:00+01:00",
+                "upcoming",
+                None,
+            )],
+            history: vec![listed(
+                "00000000000000aa",
+                "daily 20:00",
+                "2026-11-21T20:00:00+01:00",
+                "delivered",
+                Some("Evening! Anything good today?"),
+            )],
+        };
+        update(&mut s, Action::Checkins(Box::new(list), None));
+        update(&mut s, Action::ToggleCheckins);
+        s
+    }
+
+    #[test]
+    fn rules_are_listed_edited_with_inline_errors_and_switched() {
+        let mut s = with_view();
+        update(&mut s, Action::PageUp);
+        let out = draw(&s, 80, 24);
+        assert!(out.contains("▶ daily 08:30"), "{out}");
+        insta::assert_snapshot!("checkins_rules_80x24", out);
+
+        // A new rule: a bad cron expression says what is wrong as it is typed.
+        update(&mut s, Action::AddCheckinRule);
+        for c in "cron 61 * * * *".chars() {
+            update(&mut s, Action::PromptInsert(c));
+        }
+        assert!(update(&mut s, Action::PromptSubmit).is_empty(), "not saved");
+        let out = draw(&s, 80, 24);
+        assert!(out.contains("✗ rule `cron 61 * * * *`"), "{out}");
+        for _ in 0.."61 * * * *".len() {
+            update(&mut s, Action::PromptBackspace);
+        }
+        for c in "0 7 * * 6".chars() {
+            update(&mut s, Action::PromptInsert(c));
+        }
+        assert!(draw(&s, 80, 24).contains("✓ runs as cron `0 7 * * 6`"));
+        assert_eq!(
+            update(&mut s, Action::PromptSubmit),
+            vec![Effect::EditCheckinRule(RuleEdit::Add(
+                "cron 0 7 * * 6".into()
+            ))]
+        );
+
+        // Change the selected one, switch it off, delete it (asks first).
+        update(&mut s, Action::EditCheckinRule);
+        assert_eq!(s.prompt.as_ref().unwrap().input, "daily 08:30");
+        for _ in 0..5 {
+            update(&mut s, Action::PromptBackspace);
+        }
+        for c in "09:15".chars() {
+            update(&mut s, Action::PromptInsert(c));
+        }
+        assert_eq!(
+            update(&mut s, Action::PromptSubmit),
+            vec![Effect::EditCheckinRule(RuleEdit::Change {
+                old: "daily 08:30".into(),
+                new: "daily 09:15".into()
+            })]
+        );
+        assert_eq!(
+            update(&mut s, Action::ToggleCheckinRule),
+            vec![Effect::EditCheckinRule(RuleEdit::Disable(
+                "daily 08:30".into()
+            ))]
+        );
+        update(&mut s, Action::ScrollDown);
+        update(&mut s, Action::ScrollDown);
+        assert_eq!(
+            update(&mut s, Action::ToggleCheckinRule),
+            vec![Effect::EditCheckinRule(RuleEdit::Enable(
+                "daily 20:00".into()
+            ))]
+        );
+        assert!(update(&mut s, Action::DeleteCheckinRule).is_empty());
+        assert!(draw(&s, 80, 24).contains("Delete the check-in rule `daily 20:00`?"));
+        assert_eq!(
+            update(&mut s, Action::ConfirmYes),
+            vec![Effect::EditCheckinRule(RuleEdit::Delete(
+                "daily 20:00".into()
+            ))]
+        );
+    }
+
+    #[test]
+    fn an_opened_check_in_is_the_twins_first_turn_and_a_reply_continues_it() {
+        let mut s = with_view();
+        // A chat model is there (the overview lists one).
+        s.overview = Some(report(true));
+        update(
+            &mut s,
+            Action::CheckinOpened(Box::new(twin::checkin::OpeningTurn {
+                checkin: "00000000000000aa".into(),
+                text: "Evening! Anything good today?".into(),
+                citations: vec![],
+            })),
+        );
+        assert_eq!(s.focus, Pane::Chat);
+        // (Here the view is still open: in the TUI, enter in it closes it first.)
+        update(&mut s, Action::ToggleCheckins);
+        let out = draw(&s, 80, 24);
+        assert!(
+            out.contains("twin (check-in: reply to continue it)"),
+            "{out}"
+        );
+        assert!(out.contains("Evening! Anything good today?"), "{out}");
+        update(&mut s, Action::ChatCompose);
+        for c in "yes, a long walk".chars() {
+            update(&mut s, Action::ChatInsert(c));
+        }
+        match &update(&mut s, Action::ChatSend)[..] {
+            [
+                Effect::ChatTurn {
+                    history, opening, ..
+                },
+            ] => {
+                assert_eq!(
+                    history,
+                    &vec![twin::llm::Message::assistant(
+                        "Evening! Anything good today?"
+                    )]
+                );
+                assert_eq!(
+                    opening.as_ref().map(|o| o.0.as_str()),
+                    Some("Evening! Anything good today?")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

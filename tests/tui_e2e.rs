@@ -415,10 +415,105 @@ fn a_check_in_badges_opens_in_the_view_and_in_the_chat() {
     t.keys(&["s"]);
     t.wait_for("snoozed", |s| s.contains("check-in snoozed until"));
     t.keys(&["Enter"]);
-    let chat = t.wait_for("check-in in the chat", |s| s.contains("twin (check-in)"));
+    let chat = t.wait_for("check-in in the chat", |s| s.contains("twin (check-in"));
     assert_eq!(focused_title(&chat).as_deref(), Some("Chat"), "{chat}");
     t.keys(&["q"]);
     t.assert_restored();
+}
+
+#[test]
+fn check_in_rules_are_edited_in_the_view_and_a_reply_continues_the_check_in() {
+    let Some(t) = Tmux::start("rules") else {
+        return;
+    };
+    let (home, which) = chat_home();
+    eprintln!("replying with the {which} model");
+    let file = home.path().join("config/config.toml");
+    let chat = std::fs::read_to_string(&file).unwrap();
+    // A rule that fired a minute ago: delivered as the TUI starts.
+    let rule = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .format("daily %H:%M")
+        .to_string();
+    std::fs::write(
+        &file,
+        format!("# my settings\n{chat}\n[checkin]\ntimezone = \"UTC\"\n# when to say hi\nrules = [\"{rule}\"]\nquiet_hours = \"\"\ntriggers = false\n"),
+    )
+    .unwrap();
+    t.launch(home.path(), "");
+    t.wait_for("check-in badge", |s| s.contains("✉ 1 check-in"));
+    t.keys(&["C"]);
+    t.wait_for("the rules in the view", |s| {
+        s.contains("Rules") && s.contains("cron ")
+    });
+    t.keys(&["PageUp"]);
+    t.wait_for("a rule selected", |s| s.contains("on/off"));
+    // A new rule: a bad cron expression is refused inline, then fixed.
+    t.keys(&["a"]);
+    t.wait_for("the rule prompt", |s| s.contains("New check-in rule"));
+    t.run(&["send-keys", "-t", "s", "-l", "cron 61 18 * * 1-5"]);
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the inline error", |s| s.contains("✗ rule `cron 61 18"));
+    assert!(
+        screen.contains("New check-in rule"),
+        "still open:\n{screen}"
+    );
+    for _ in 0.."61 18 * * 1-5".len() {
+        t.keys(&["BSpace"]);
+    }
+    t.run(&["send-keys", "-t", "s", "-l", "0 18 * * 1-5"]);
+    t.wait_for("the rule accepted", |s| {
+        s.contains("✓ runs as cron `0 18 * * 1-5`")
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("the new rule listed", |s| {
+        s.contains("cron 0 18 * * 1-5") && !s.contains("New check-in rule")
+    });
+    // Switch the first rule off.
+    t.keys(&["PageUp", "Space"]);
+    t.wait_for("the rule switched off", |s| s.contains("switched the rule"));
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.starts_with("# my settings\n"), "{saved}");
+    assert!(
+        saved.contains("# when to say hi\nrules = [\"cron 0 18 * * 1-5\"]"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains(&format!("disabled_rules = [\"{rule}\"]")),
+        "{saved}"
+    );
+
+    // The delivered check-in, opened in the chat, and a reply continues it.
+    t.keys(&["End"]);
+    for _ in 0..12 {
+        t.keys(&["Down"]);
+    }
+    t.keys(&["Enter"]);
+    t.wait_for("check-in in the chat", |s| s.contains("twin (check-in"));
+    t.keys(&["i"]);
+    t.wait_for("the input", |s| s.contains("› █"));
+    t.run(&["send-keys", "-t", "s", "-l", "it went well"]);
+    t.keys(&["Enter"]);
+    t.wait_for_secs("the reply's speed", 180, |s| {
+        s.contains("tok/s · first token")
+    });
+    t.keys(&["Escape", "s"]);
+    let screen = t.wait_for("the session list", |s| s.contains("Saved sessions"));
+    // Named by the twin's opening, with the reply as its second turn.
+    assert!(screen.contains("2 turns)"), "{screen}");
+    t.keys(&["Escape", "q"]);
+    t.assert_restored();
+
+    // The rules survive: a fresh run reads them from config.toml.
+    let (code, out) = batch(home.path(), &["checkin", "--list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("\"rule\":\"cron 0 18 * * 1-5\",\"enabled\":true"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("\"rule\":\"{rule}\",\"enabled\":false")),
+        "{out}"
+    );
 }
 
 /// The 16-hex id after "episode " (or another kind) on the detail's first line.

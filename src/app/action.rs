@@ -65,6 +65,10 @@ pub enum Action {
     SnoozeCheckin,
     DismissCheckin,
     OpenCheckin,
+    AddCheckinRule,
+    EditCheckinRule,
+    ToggleCheckinRule,
+    DeleteCheckinRule,
     MemorySearch,
     MemoryOpen,
     MemoryBack,
@@ -307,7 +311,20 @@ impl Action {
         (Action::DismissCheckin, "dismiss the selected check-in"),
         (
             Action::OpenCheckin,
-            "open the selected check-in in the chat",
+            "open the selected check-in in the chat (on a rule: edit it)",
+        ),
+        (Action::AddCheckinRule, "add a check-in rule"),
+        (
+            Action::EditCheckinRule,
+            "change the selected rule (time, days or cron expression)",
+        ),
+        (
+            Action::ToggleCheckinRule,
+            "switch the selected rule on or off",
+        ),
+        (
+            Action::DeleteCheckinRule,
+            "delete the selected rule (asks first)",
         ),
         (
             Action::MemorySearch,

@@ -106,10 +106,12 @@ fn effects(state: &mut State, fx: Vec<ChatEffect>) -> Vec<Effect> {
                 question,
                 history,
                 session,
+                opening,
             } => out.push(Effect::ChatTurn {
                 question,
                 history,
                 session,
+                opening,
                 contact: state.chat.contact.clone(),
                 adapter: state.chat.adapter.clone(),
             }),
@@ -144,6 +146,7 @@ pub fn job_event(state: &mut State, ev: &JobEvent) -> Vec<Effect> {
             ttft_ms: summary["stats"]["ttft_ms"].as_u64().unwrap_or(0),
             tokens_per_s: summary["stats"]["tokens_per_s"].as_f64().unwrap_or(0.0),
             session: summary["session"].as_u64(),
+            context: summary["context"].as_str().map(str::to_string),
         }),
         JobBody::Failed { error } => ChatEvent::Failed(error.clone()),
         _ => return Vec::new(),
@@ -323,9 +326,11 @@ pub fn update(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
                 );
                 return Some(Vec::new());
             }
+            let closed = chat.conv.session.filter(|id| *id != s.id);
             load_session(chat, s);
+            state.checkins.opening = None;
             state.scroll[Pane::Chat.index()] = 0;
-            Vec::new()
+            closed.map(Effect::CloseSession).into_iter().collect()
         }
         Action::ChatNew => {
             if chat.conv.phase.busy() {
@@ -335,10 +340,12 @@ pub fn update(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
                 );
                 return Some(Vec::new());
             }
+            let closed = chat.conv.session.take();
             chat.conv = Conversation::default();
             chat.citation = None;
+            state.checkins.opening = None;
             state.notify(Level::Info, "new conversation");
-            Vec::new()
+            closed.map(Effect::CloseSession).into_iter().collect()
         }
         Action::ChatToggleAdapter => {
             let all = adapters(state);
@@ -406,6 +413,7 @@ fn load_session(chat: &mut ChatView, s: &ChatSession) {
             finish: Some(t.finish.clone()),
             ttft_ms: Some(t.ttft_ms),
             tokens_per_s: Some(t.tokens_per_s),
+            context: Some(t.context.clone()).filter(|c| !c.is_empty()),
         })
         .collect();
     let conv = Conversation::resumed(s.id, turns);
@@ -635,6 +643,7 @@ mod tests {
             citations: vec![],
             ttft_ms: 1,
             tokens_per_s: 2.0,
+            context: String::new(),
         });
         update(&mut s, Action::ChatSessionLoaded(Box::new(session)));
         assert_eq!(s.chat.conv.session, Some(1));

@@ -137,6 +137,8 @@ pub enum PromptPurpose {
     ConfirmForget(crate::ingest::records::Id),
     /// The Memory pane's live search (drawn inside the pane, not over it).
     MemorySearch,
+    /// A check-in rule: a new one, or a change to rule `i` of the view.
+    CheckinRule(Option<usize>),
 }
 
 /// The contacts list in the Ingest pane.
@@ -164,6 +166,8 @@ impl PromptPurpose {
             PromptPurpose::ChatContact => "Talk as you talk to (empty: anyone)",
             PromptPurpose::ConfirmForget(_) => "Forget this contact for good? Type yes",
             PromptPurpose::MemorySearch => "Search memories",
+            PromptPurpose::CheckinRule(None) => "New check-in rule",
+            PromptPurpose::CheckinRule(Some(_)) => "Change the check-in rule",
         }
     }
 
@@ -177,6 +181,8 @@ impl PromptPurpose {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmAction {
     ForgetMemory(u64),
+    /// Delete rule `i` of the Check-ins view.
+    DeleteCheckinRule(usize),
 }
 
 /// A yes/no question that says what will happen (a dialog over the screen).
@@ -201,9 +207,11 @@ pub struct CheckinsState {
     pub unread: usize,
     /// The latest delivered check-in's id (what snooze/dismiss act on with the view closed).
     pub latest: Option<String>,
+    /// The schedule's rules, switched-off ones too (editable in the view).
+    pub rules: Vec<crate::checkin::rules::RuleRow>,
     pub upcoming: Vec<crate::checkin::job::Listed>,
     pub history: Vec<crate::checkin::job::Listed>,
-    /// The Check-ins view is open, with this row selected (upcoming, then history).
+    /// The Check-ins view is open, with this row selected (rules, upcoming, then history).
     pub view: Option<usize>,
     /// When the scheduler runs next (ms since the epoch, UTC).
     pub next_wake_ms: Option<i64>,
@@ -214,16 +222,22 @@ pub struct CheckinsState {
 }
 
 impl CheckinsState {
-    /// The id of row `i` of the view (upcoming first, then history).
+    /// The check-in at row `i` of the view (rules first, then upcoming, then history).
     pub fn row(&self, i: usize) -> Option<&crate::checkin::job::Listed> {
+        let i = i.checked_sub(self.rules.len())?;
         self.upcoming.get(i).or_else(|| {
             i.checked_sub(self.upcoming.len())
                 .and_then(|j| self.history.get(j))
         })
     }
 
+    /// The rule at row `i` of the view.
+    pub fn rule(&self, i: usize) -> Option<&crate::checkin::rules::RuleRow> {
+        self.rules.get(i)
+    }
+
     pub fn rows(&self) -> usize {
-        self.upcoming.len() + self.history.len()
+        self.rules.len() + self.upcoming.len() + self.history.len()
     }
 }
 

@@ -1,5 +1,6 @@
 use super::memory::{self, ListQuery};
 use super::{Action, ConfirmAction, JobView, LayoutMode, Pane, Prompt, PromptPurpose, State};
+use crate::checkin::rules::RuleEdit;
 use crate::ingest::records::Id;
 use crate::jobs::{JobBody, JobId, Level};
 
@@ -28,6 +29,8 @@ pub enum Effect {
         question: String,
         history: Vec<crate::llm::Message>,
         session: Option<u64>,
+        /// The twin's opening (text, context) to store first in a new session.
+        opening: Option<(String, String)>,
         contact: Option<String>,
         adapter: Option<std::path::PathBuf>,
     },
@@ -37,6 +40,9 @@ pub enum Effect {
     ListSessions,
     /// Read a stored session, then send `Action::ChatSessionLoaded`.
     LoadSession(u64),
+    /// The conversation with this session is over (a new one, another
+    /// session, quitting): mark it closed and make it a `chat` memory.
+    CloseSession(u64),
     /// Work out what forgetting this contact removes, then send `Action::ForgetPlanned`.
     PlanForget(Id),
     /// Forget this contact everywhere (confirmed).
@@ -49,6 +55,8 @@ pub enum Effect {
     DismissCheckin(String),
     /// Load the check-in's opening turn, then send `Action::CheckinOpened`.
     OpenCheckin(String),
+    /// Change the schedule in config.toml, reload it, then refresh the view.
+    EditCheckinRule(crate::checkin::rules::RuleEdit),
     /// Ring the terminal bell and send a desktop notification (OSC 9 and OSC 777).
     Alert(String),
     /// Open the store's memory (the embedding model loads), then send
@@ -102,7 +110,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Quit => {
             state.quit = true;
-            return vec![Effect::Quit];
+            let mut fx: Vec<Effect> = state
+                .chat
+                .conv
+                .session
+                .map(Effect::CloseSession)
+                .into_iter()
+                .collect();
+            fx.push(Effect::Quit);
+            return fx;
         }
         Action::FocusNext => state.focus = state.focus.next(),
         Action::FocusPrev => state.focus = state.focus.prev(),
@@ -279,6 +295,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     let input = p.input.clone();
                     return memory::search_typed(state, &input);
                 }
+                if let PromptPurpose::CheckinRule(_) = p.purpose {
+                    p.candidates = vec![rule_check(&p.input)];
+                }
             }
         }
         Action::PromptBackspace => {
@@ -290,6 +309,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 if p.purpose == PromptPurpose::MemorySearch {
                     let input = p.input.clone();
                     return memory::search_typed(state, &input);
+                }
+                if let PromptPurpose::CheckinRule(_) = p.purpose {
+                    p.candidates = vec![rule_check(&p.input)];
                 }
             }
         }
@@ -304,7 +326,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     PromptPurpose::ImportPath => {
                         return vec![Effect::CompletePath(p.input.clone())];
                     }
-                    PromptPurpose::ConfirmForget(_) | PromptPurpose::MemorySearch => {}
+                    PromptPurpose::ConfirmForget(_)
+                    | PromptPurpose::MemorySearch
+                    | PromptPurpose::CheckinRule(_) => {}
                     PromptPurpose::SplitName(_) | PromptPurpose::ChatContact => {
                         let typed = p.input.to_lowercase();
                         if let Some(c) = p
@@ -343,6 +367,14 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             // The results stay; the keys move through them again.
             state.prompt = None;
         }
+        Action::PromptSubmit
+            if matches!(
+                state.prompt.as_ref().map(|p| p.purpose),
+                Some(PromptPurpose::CheckinRule(_))
+            ) =>
+        {
+            return submit_rule(state);
+        }
         Action::PromptSubmit => {
             if let Some(p) = state.prompt.take() {
                 let input = p.input.trim().to_string();
@@ -364,7 +396,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         PromptPurpose::ConfirmForget(_) => {
                             state.notify(Level::Info, "nothing was forgotten (type yes to forget)");
                         }
-                        PromptPurpose::MemorySearch => {}
+                        PromptPurpose::MemorySearch | PromptPurpose::CheckinRule(_) => {}
                     }
                 }
             }
@@ -373,6 +405,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             if let Some(c) = state.confirm.take() {
                 return match c.on_yes {
                     ConfirmAction::ForgetMemory(id) => vec![Effect::ForgetMemory(id)],
+                    ConfirmAction::DeleteCheckinRule(i) => match state.checkins.rule(i) {
+                        Some(r) => vec![Effect::EditCheckinRule(RuleEdit::Delete(r.rule.clone()))],
+                        None => Vec::new(),
+                    },
                 };
             }
         }
@@ -469,15 +505,31 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 Some(_) => None,
                 None => {
                     c.unread = 0;
-                    // The newest delivered one is selected (first in history).
-                    Some(if c.latest.is_some() {
-                        c.upcoming.len()
-                    } else {
-                        0
-                    })
+                    // The newest delivered one is selected (first in history),
+                    // else the next one coming.
+                    Some(
+                        c.rules.len()
+                            + if c.latest.is_some() {
+                                c.upcoming.len()
+                            } else {
+                                0
+                            },
+                    )
                 }
             };
             return vec![Effect::RefreshCheckins];
+        }
+        Action::AddCheckinRule
+        | Action::EditCheckinRule
+        | Action::ToggleCheckinRule
+        | Action::DeleteCheckinRule => return rule_action(state, &action),
+        Action::OpenCheckin
+            if state
+                .checkins
+                .view
+                .is_some_and(|i| state.checkins.rule(i).is_some()) =>
+        {
+            return rule_action(state, &Action::EditCheckinRule);
         }
         Action::SnoozeCheckin | Action::DismissCheckin | Action::OpenCheckin => {
             let c = &state.checkins;
@@ -486,7 +538,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => c.latest.clone(),
             };
             let Some(id) = id else {
-                state.notify(Level::Info, "no check-in yet");
+                let what = if c.view.is_some_and(|i| c.rule(i).is_some()) {
+                    "that is a rule: select a check-in below it (e edits a rule, space switches it, D deletes it)"
+                } else {
+                    "no check-in yet"
+                };
+                state.notify(Level::Info, what);
                 return Vec::new();
             };
             return match action {
@@ -509,6 +566,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             let c = &mut state.checkins;
             // The selection stays on the same check-in (a snoozed one moves up).
             let selected = c.view.and_then(|i| c.row(i)).map(|r| r.id.clone());
+            c.rules = list.schedule;
             c.upcoming = list.upcoming;
             c.history = list.history;
             c.next_wake_ms = next;
@@ -520,7 +578,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::CheckinOpened(turn) => {
             state.focus = Pane::Chat;
+            if state.chat.conv.phase.busy() {
+                state.notify(
+                    Level::Info,
+                    "wait for the reply (or esc) before opening a check-in",
+                );
+                return Vec::new();
+            }
+            // A new conversation that the twin begins: a reply continues it.
+            let closed = state.chat.conv.session.map(Effect::CloseSession);
+            state.chat.conv = crate::llm::conversation::Conversation::opened(
+                &turn.text,
+                &turn.context(),
+                crate::llm::sessions::now_ms(),
+            );
+            state.chat.citation = None;
+            state.scroll[Pane::Chat.index()] = 0;
             state.checkins.opening = Some(*turn);
+            return closed.into_iter().collect();
         }
         Action::Resize { width, height } => state.size = (width, height),
         Action::Overview(report) => state.overview = Some(*report),
@@ -663,6 +738,92 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         },
     }
     Vec::new()
+}
+
+/// What a rule typed so far means: its cron pattern, or what is wrong.
+pub fn rule_check(input: &str) -> String {
+    match crate::checkin::rules::validate(input) {
+        Ok(cron) => format!("✓ runs as cron `{cron}` (minute hour day month weekday)"),
+        Err(e) => format!("✗ {e}"),
+    }
+}
+
+/// The rule keys of the Check-ins view.
+fn rule_action(state: &mut State, action: &Action) -> Vec<Effect> {
+    let c = &state.checkins;
+    let Some(i) = c.view else {
+        state.notify(Level::Info, "open the Check-ins view (C) to edit the rules");
+        return Vec::new();
+    };
+    if *action == Action::AddCheckinRule {
+        state.prompt = Some(Prompt {
+            purpose: PromptPurpose::CheckinRule(None),
+            input: String::new(),
+            candidates: vec![rule_check("")],
+        });
+        return Vec::new();
+    }
+    let Some(rule) = c.rule(i).cloned() else {
+        state.notify(
+            Level::Info,
+            "select a rule first (they are at the top; a adds one)",
+        );
+        return Vec::new();
+    };
+    match action {
+        Action::EditCheckinRule => {
+            state.prompt = Some(Prompt {
+                purpose: PromptPurpose::CheckinRule(Some(i)),
+                candidates: vec![rule_check(&rule.rule)],
+                input: rule.rule,
+            });
+            Vec::new()
+        }
+        Action::ToggleCheckinRule => vec![Effect::EditCheckinRule(if rule.enabled {
+            RuleEdit::Disable(rule.rule)
+        } else {
+            RuleEdit::Enable(rule.rule)
+        })],
+        _ => {
+            state.confirm = Some(super::Confirm {
+                question: format!("Delete the check-in rule `{}`?", rule.rule),
+                detail: vec![
+                    "It goes from checkin.rules in config.toml (comments stay).".into(),
+                    "Its check-ins not yet delivered are dismissed; the history stays.".into(),
+                    "To keep it but stop it, switch it off instead (space).".into(),
+                ],
+                on_yes: ConfirmAction::DeleteCheckinRule(i),
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// Enter in the rule prompt: save a valid rule, or keep the prompt open saying what is wrong.
+fn submit_rule(state: &mut State) -> Vec<Effect> {
+    let Some(p) = state.prompt.as_mut() else {
+        return Vec::new();
+    };
+    let PromptPurpose::CheckinRule(which) = p.purpose else {
+        return Vec::new();
+    };
+    let input = p.input.trim().to_string();
+    if crate::checkin::rules::validate(&input).is_err() {
+        p.candidates = vec![rule_check(&input)];
+        return Vec::new();
+    }
+    let old = which
+        .and_then(|i| state.checkins.rule(i))
+        .map(|r| r.rule.clone());
+    state.prompt = None;
+    match old {
+        Some(old) if old == input => Vec::new(),
+        Some(old) => vec![Effect::EditCheckinRule(RuleEdit::Change {
+            old,
+            new: input,
+        })],
+        None => vec![Effect::EditCheckinRule(RuleEdit::Add(input))],
+    }
 }
 
 fn select_checkin(state: &mut State, by: i64) {
@@ -918,6 +1079,7 @@ mod tests {
             at: String::new(),
             timezone: "UTC".into(),
             rules: Vec::new(),
+            schedule: Vec::new(),
             upcoming: vec![listed("00000000000000bb", "upcoming")],
             history: vec![listed("00000000000000aa", "delivered")],
         };

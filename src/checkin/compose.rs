@@ -248,16 +248,32 @@ impl OpeningTurn {
     /// messages as context, and the twin's opening turn; append the user's
     /// reply and generate to continue it.
     pub fn messages(&self, system: &str) -> Vec<Message> {
-        let mut sys = system.to_string();
+        let mut out = vec![Message::system(system)];
+        out.extend(self.history());
+        out
+    }
+
+    /// What the check-in rests on, for the model: the messages it cites.
+    pub fn context(&self) -> String {
+        if self.citations.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("You checked in on your own, because of these messages:");
         for c in &self.citations {
-            sys.push_str(&format!(
+            out.push_str(&format!(
                 "\n[{}] {}: \"{}\"",
                 c.id,
                 c.author,
                 quote(&c.text)
             ));
         }
-        vec![Message::system(sys), Message::assistant(self.text.clone())]
+        out
+    }
+
+    /// The opening as chat history (after the chat's own system prompt): the
+    /// context as a system message, then the twin's message.
+    pub fn history(&self) -> Vec<Message> {
+        crate::llm::conversation::Conversation::opened(&self.text, &self.context(), 0).history()
     }
 }
 
@@ -341,11 +357,14 @@ mod tests {
         assert_eq!(o.text, "So, how did it go? [m:00ff]");
         assert_eq!(o.citations[0].id, "m:00ff");
         let m = o.messages("You are Jo's twin.");
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].content, "You are Jo's twin.");
+        // The cited message is the opening's context, then the twin speaks.
         assert!(
-            m[0].content
+            m[1].content
                 .contains("[m:00ff] Jo: \"interview on Friday\"")
         );
-        assert_eq!(m[1].content, "So, how did it go? [m:00ff]");
+        assert_eq!(m[1].role, crate::llm::Role::System);
+        assert_eq!(m[2], Message::assistant("So, how did it go? [m:00ff]"));
     }
 }

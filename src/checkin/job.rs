@@ -248,6 +248,8 @@ pub struct ListReport {
     pub at: String,
     pub timezone: String,
     pub rules: Vec<String>,
+    /// Every rule, switched off ones too, with its cron pattern or its problem.
+    pub schedule: Vec<super::rules::RuleRow>,
     pub upcoming: Vec<Listed>,
     pub history: Vec<Listed>,
 }
@@ -255,6 +257,15 @@ pub struct ListReport {
 impl fmt::Display for ListReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "rules ({}): {}", self.timezone, self.rules.join("; "))?;
+        let off: Vec<&str> = self
+            .schedule
+            .iter()
+            .filter(|r| !r.enabled)
+            .map(|r| r.rule.as_str())
+            .collect();
+        if !off.is_empty() {
+            writeln!(f, "switched off: {}", off.join("; "))?;
+        }
         writeln!(f, "upcoming:")?;
         if self.upcoming.is_empty() {
             writeln!(f, "  nothing")?;
@@ -310,6 +321,7 @@ pub fn list(
         at: settings.rfc3339(clock.now()),
         timezone: timezone.to_string(),
         rules: settings.rules.iter().map(|r| r.name.clone()).collect(),
+        schedule: settings.rule_rows.clone(),
         upcoming: upcoming
             .iter()
             .map(|c| Listed::of(c, settings, true))

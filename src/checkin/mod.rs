@@ -12,9 +12,11 @@
 //! second one; its composed text is stored before it is marked delivered, so a
 //! crash in between delivers that same text once on the next run.
 
+pub mod check;
 pub mod compose;
 pub mod job;
 pub mod record;
+pub mod rules;
 pub mod schedule;
 pub mod triggers;
 
@@ -93,6 +95,8 @@ pub struct Settings {
     pub enabled: bool,
     pub zone: Zone,
     pub rules: Vec<Rule>,
+    /// Every rule as written, switched-off ones too, for the view and `--list`.
+    pub rule_rows: Vec<rules::RuleRow>,
     pub quiet: Option<QuietHours>,
     pub max_per_day: u32,
     pub min_gap: Duration,
@@ -125,6 +129,7 @@ impl Settings {
             enabled: k.enabled,
             zone: Zone::parse(tz).map_err(|e| format!("{key}: {e}"))?,
             rules: schedule::parse_rules(&k.rules).map_err(|e| format!("checkin.rules: {e}"))?,
+            rule_rows: rules::rows(k),
             quiet: QuietHours::parse(&k.quiet_hours)
                 .map_err(|e| format!("checkin.quiet_hours: {e}"))?,
             max_per_day: k.max_per_day.max(1) as u32,
@@ -523,6 +528,36 @@ impl<'a> Scheduler<'a> {
             c.status = Status::Snoozed;
             c.not_before_ms = Some(until.timestamp_millis());
         })
+    }
+
+    /// A rule was changed, switched off or deleted: its check-ins that are
+    /// stored but not yet delivered (held by quiet hours, the gap, a snooze)
+    /// are dismissed, saying why. Returns how many.
+    pub fn retire_rule(&self, rule: &str) -> Result<usize, StoreError> {
+        let open: Vec<Checkin> = self
+            .all()?
+            .into_iter()
+            .filter(|c| {
+                c.status.open() && c.evidence.is_none() && c.rule.eq_ignore_ascii_case(rule.trim())
+            })
+            .collect();
+        if open.is_empty() {
+            return Ok(0);
+        }
+        self.store.write(|tx| {
+            for c in &open {
+                let mut c = c.clone();
+                c.status = Status::Dismissed;
+                c.not_before_ms = None;
+                c.reason = Some(format!(
+                    "its rule `{}` was changed, switched off or deleted",
+                    c.rule
+                ));
+                tx.put(Checkin::key(c.id), &c)?;
+            }
+            Ok::<_, TxError>(())
+        })?;
+        Ok(open.len())
     }
 
     /// Never deliver it (again).

@@ -15,6 +15,8 @@ use crate::ingest::pipeline::Zone;
 pub struct Rule {
     /// The rule as the user wrote it: what `rule` says in a check-in.
     pub name: String,
+    /// The cron pattern it runs as ("30 8 * * *").
+    pattern: String,
     cron: Cron,
 }
 
@@ -87,7 +89,16 @@ impl Rule {
         };
         let cron = Cron::from_str(&pattern)
             .map_err(|e| format!("rule `{name}`: cron expression `{pattern}`: {e}; {hint}"))?;
-        Ok(Rule { name, cron })
+        Ok(Rule {
+            name,
+            pattern,
+            cron,
+        })
+    }
+
+    /// The cron pattern the rule runs as (minute hour day month weekday).
+    pub fn pattern(&self) -> &str {
+        &self.pattern
     }
 
     /// The first time this rule fires strictly after `after`.

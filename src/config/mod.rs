@@ -11,6 +11,8 @@ use toml::Spanned;
 
 use crate::diag::Diagnostic;
 
+pub mod edit;
+
 /// What a key accepts.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -327,6 +329,13 @@ pub const KEYS: &[KeySpec] = &[
         kind: Kind::StrList,
         default: "[\"daily 08:30\", \"daily 20:00\"]",
         doc: "when the twin checks in: \"daily HH:MM\", \"weekdays HH:MM\", \"weekends HH:MM\", \"mon,wed HH:MM\", or a cron expression (\"cron 0 18 * * 1-5\", minute hour day month weekday)",
+        env: None,
+    },
+    KeySpec {
+        key: "checkin.disabled_rules",
+        kind: Kind::StrList,
+        default: "[]",
+        doc: "rules kept but switched off (same forms as checkin.rules); the Check-ins view and `twin checkin --enable-rule` move one back",
         env: None,
     },
     KeySpec {
@@ -647,6 +656,7 @@ pub struct CheckinConfig {
     pub enabled: bool,
     pub timezone: String,
     pub rules: Vec<String>,
+    pub disabled_rules: Vec<String>,
     pub quiet_hours: String,
     pub max_per_day: i64,
     pub min_gap_minutes: i64,

@@ -3,8 +3,10 @@
 //! of the turns before it); the TUI runs one turn per job through [`turn`] on an
 //! engine it keeps.
 //!
-//! Each turn: persona and memories into the system prompt (retrieval plugs in at
-//! [`Retriever`]), the engine streams the reply, an empty reply is retried once
+//! Each turn: the persona is the system prompt (the same every turn), the
+//! memories retrieval finds (plugs in at [`Retriever`]) go into the turn's own
+//! user message, after the history, so a follow-up only evaluates its new
+//! tokens even when it recalls other memories; the engine streams the reply, an empty reply is retried once
 //! and then explained, `[m:ID]` citations are read out of the reply, and the
 //! turn is saved in its session.
 
@@ -53,6 +55,9 @@ pub struct ChatSummary {
     pub model: Option<ModelInfo>,
     /// The stored session the turns went into (`None` when the store was busy).
     pub session: Option<u64>,
+    /// The `chat` memory the closed session became (`None` until memory is
+    /// built: `twin index` remembers it then).
+    pub memory: Option<String>,
     pub turns: Vec<Turn>,
     pub notes: Vec<String>,
 }
@@ -177,6 +182,9 @@ pub struct TurnRequest {
     pub contact: Option<String>,
     /// The LoRA adapter for this chat (`None`: the base model).
     pub adapter: Option<PathBuf>,
+    /// The twin's opening message (text, context), stored first when this
+    /// turn starts a new session (a reply to a check-in).
+    pub opening: Option<(String, String)>,
 }
 
 /// What one turn did: the job summary of a TUI turn.
@@ -189,6 +197,9 @@ pub struct TurnSummary {
     pub session: Option<u64>,
     pub model: Option<ModelInfo>,
     pub notes: Vec<String>,
+    /// The memory block the question was asked with: the next turn's history
+    /// repeats it, so the prompt grows only by the new turn.
+    pub context: String,
 }
 
 impl fmt::Display for TurnSummary {
@@ -284,6 +295,14 @@ struct Context<'a> {
     retriever: &'a dyn Retriever,
 }
 
+/// What one turn produced.
+struct Answered {
+    reply: Reply,
+    citations: Vec<String>,
+    /// The memory block the question was asked with (part of its user message).
+    context: String,
+}
+
 /// One turn: retrieve, prompt, generate (retrying an empty reply once), cite.
 fn one_turn(
     ctx: &JobCtx,
@@ -292,7 +311,7 @@ fn one_turn(
     question: &str,
     history: &[Message],
     model: &mut Option<ModelInfo>,
-) -> anyhow::Result<(Reply, Vec<String>)> {
+) -> anyhow::Result<Answered> {
     ctx.check_cancelled()?;
     let memories = c.retriever.retrieve(question, history)?;
     ctx.progress(
@@ -300,21 +319,23 @@ fn one_turn(
         Some(memories.len() as u64),
         "memories recalled",
     );
-    let system = persona::system_prompt(&PromptParts {
+    // The persona never changes within a chat; what this turn recalled goes
+    // after the history, into its own user message.
+    let system = persona::persona_prompt(&PromptParts {
         base: c.base_system,
         me: c.persona.me.as_deref(),
         style: c.persona.style.as_ref(),
         biography: None,
         contact: c.contact,
-        memories: &memories,
-        memory_chars: memory_chars(&engine.config),
+        ..PromptParts::default()
     });
+    let context = persona::memory_block(&memories, memory_chars(&engine.config));
     let mut messages = Vec::with_capacity(history.len() + 2);
     if !system.is_empty() {
         messages.push(Message::system(system));
     }
     messages.extend_from_slice(history);
-    messages.push(Message::user(question));
+    messages.push(Message::user(persona::user_turn(&context, question)));
     let mut attempt = 0;
     let reply = loop {
         let mut request = GenerateRequest::new(messages.clone());
@@ -370,7 +391,11 @@ fn one_turn(
     for note in &reply.notes {
         ctx.log(Level::Warn, note.clone());
     }
-    Ok((reply, citations))
+    Ok(Answered {
+        reply,
+        citations,
+        context,
+    })
 }
 
 fn file_name(p: &std::path::Path) -> Option<String> {
@@ -465,7 +490,11 @@ pub fn turn(
         contact: mode.as_ref(),
         retriever,
     };
-    let (reply, citations) = one_turn(
+    let Answered {
+        reply,
+        citations,
+        context,
+    } = one_turn(
         ctx,
         engine,
         &c,
@@ -481,9 +510,20 @@ pub fn turn(
         &reply.stats,
     );
     stored.citations = citations.clone();
+    stored.context = context.clone();
+    let mut session = None;
+    if let (None, Some((text, opened_with))) = (request.session, &request.opening) {
+        // The check-in this conversation began with is its first turn.
+        let now = sessions::now_ms();
+        let mut s = ChatSession::new(sessions::next_id(store, now)?, now);
+        let mut first = StoredTurn::new("", text, at_ms, Finish::Stop, &GenStats::default());
+        first.context = opened_with.clone();
+        s.turns.push(first);
+        session = Some(s);
+    }
     let session = save_turn(
         store,
-        &mut None,
+        &mut session,
         request.session,
         stored,
         request.contact.as_deref(),
@@ -498,6 +538,7 @@ pub fn turn(
         session: Some(session),
         model,
         notes: reply.notes,
+        context,
     })
 }
 
@@ -562,13 +603,19 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
     let mut session: Option<ChatSession> = None;
     let mut say = |user: String| -> anyhow::Result<()> {
         let at_ms = sessions::now_ms();
-        let (reply, citations) = one_turn(ctx, &engine, &c, &user, &history, &mut model)?;
+        let Answered {
+            reply,
+            citations,
+            context,
+        } = one_turn(ctx, &engine, &c, &user, &history, &mut model)?;
         notes.extend(reply.notes.iter().cloned());
-        history.push(Message::user(user.clone()));
+        // Exactly as the model read it, memories included: the next turn reuses the cache.
+        history.push(Message::user(persona::user_turn(&context, &user)));
         history.push(Message::assistant(reply.text.clone()));
         if let Some(store) = &store {
             let mut stored = StoredTurn::new(&user, &reply.text, at_ms, reply.finish, &reply.stats);
             stored.citations = citations.clone();
+            stored.context = context;
             save_turn(
                 store,
                 &mut session,
@@ -603,6 +650,18 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
     let last = turns.last().cloned().ok_or_else(|| {
         anyhow::anyhow!("no message to send: give one as an argument, or one per line on stdin")
     })?;
+    // The conversation is over: the session is closed and becomes a memory
+    // (now when memory is open, else at the next `twin index`).
+    let mut memory = None;
+    if let (Some(store), Some(s)) = (&store, &session) {
+        match crate::memory::chats::close_and_remember(store, memories.as_ref(), s.id) {
+            Ok(id) => memory = id.map(|id| format!("{id:016x}")),
+            Err(e) => ctx.log(
+                Level::Warn,
+                format!("the session was saved, but not yet remembered: {e}"),
+            ),
+        }
+    }
     Ok(ChatSummary {
         reply: last.reply,
         citations: last.citations,
@@ -610,6 +669,7 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
         stats: last.stats,
         model,
         session: session.map(|s| s.id),
+        memory,
         turns,
         notes,
     })

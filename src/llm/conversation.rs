@@ -45,6 +45,17 @@ pub struct ShownTurn {
     pub finish: Option<String>,
     pub ttft_ms: Option<u64>,
     pub tokens_per_s: Option<f64>,
+    /// What the model read with this turn besides `user`: the memories
+    /// recalled for it (or, for a check-in's opening, the messages it cites).
+    /// Kept so later prompts repeat the turn exactly as it was read.
+    pub context: Option<String>,
+}
+
+impl ShownTurn {
+    /// A turn the twin began: no question, only its message (a check-in).
+    pub fn opening(&self) -> bool {
+        self.user.is_empty()
+    }
 }
 
 /// What happened.
@@ -80,6 +91,8 @@ pub struct TurnOutcome {
     pub tokens_per_s: f64,
     /// The stored session the turn went into.
     pub session: Option<u64>,
+    /// The context block the question was asked with.
+    pub context: Option<String>,
 }
 
 /// What the front-end must do.
@@ -90,6 +103,9 @@ pub enum ChatEffect {
         question: String,
         history: Vec<Message>,
         session: Option<u64>,
+        /// The twin's opening message (text, context) to store first in the
+        /// new session, when the conversation began with a check-in.
+        opening: Option<(String, String)>,
     },
     /// Stop the turn's job.
     CancelJob(u64),
@@ -132,14 +148,41 @@ impl Conversation {
         }
     }
 
-    /// The finished turns as messages, for the next prompt.
+    /// A conversation the twin begins (a check-in opened in the chat):
+    /// `context` is what its message rests on (the messages it cites), read by
+    /// the model as a system message before it.
+    pub fn opened(text: &str, context: &str, at_ms: i64) -> Conversation {
+        Conversation {
+            turns: vec![ShownTurn {
+                user: String::new(),
+                reply: text.to_string(),
+                citations: Vec::new(),
+                at_ms,
+                finish: Some("stop".into()),
+                ttft_ms: None,
+                tokens_per_s: None,
+                context: Some(context.to_string()).filter(|c| !c.trim().is_empty()),
+            }],
+            ..Conversation::default()
+        }
+    }
+
+    /// The finished turns as messages, for the next prompt: each user turn
+    /// with the context it was asked with, the twin's own opening as its turn.
     pub fn history(&self) -> Vec<Message> {
         let mut out = Vec::new();
         for t in &self.turns {
             if matches!(t.finish.as_deref(), Some("cancelled" | "error") | None) {
                 continue;
             }
-            out.push(Message::user(t.user.clone()));
+            let context = t.context.as_deref().unwrap_or("");
+            if t.opening() {
+                if !context.trim().is_empty() {
+                    out.push(Message::system(context));
+                }
+            } else {
+                out.push(Message::user(super::persona::user_turn(context, &t.user)));
+            }
             out.push(Message::assistant(t.reply.clone()));
         }
         out
@@ -166,6 +209,12 @@ impl Conversation {
                     )];
                 }
                 let history = self.history();
+                let opening = match self.turns.first() {
+                    Some(t) if self.session.is_none() && t.opening() => {
+                        Some((t.reply.clone(), t.context.clone().unwrap_or_default()))
+                    }
+                    _ => None,
+                };
                 self.turns.push(ShownTurn {
                     user: text.clone(),
                     reply: String::new(),
@@ -174,6 +223,7 @@ impl Conversation {
                     finish: None,
                     ttft_ms: None,
                     tokens_per_s: None,
+                    context: None,
                 });
                 self.phase = Phase::Retrieving;
                 self.job = None;
@@ -182,6 +232,7 @@ impl Conversation {
                     question: text,
                     history,
                     session: self.session,
+                    opening,
                 }]
             }
             ChatEvent::Started { job } => {
@@ -221,6 +272,7 @@ impl Conversation {
                     t.finish = Some(outcome.finish);
                     t.ttft_ms = Some(outcome.ttft_ms);
                     t.tokens_per_s = Some(outcome.tokens_per_s);
+                    t.context = outcome.context;
                 }
                 if outcome.session.is_some() {
                     self.session = outcome.session;
@@ -280,6 +332,7 @@ mod tests {
             ttft_ms: 90,
             tokens_per_s: 120.0,
             session: Some(7),
+            context: Some("Your memories:\n[m:42] tea".into()),
         })
     }
 
@@ -293,7 +346,8 @@ mod tests {
             vec![ChatEffect::Generate {
                 question: "hello".into(),
                 history: vec![],
-                session: None
+                session: None,
+                opening: None,
             }]
         );
         assert_eq!(c.phase, Phase::Retrieving);
@@ -317,12 +371,57 @@ mod tests {
             vec![ChatEffect::Generate {
                 question: "and?".into(),
                 history: vec![
-                    Message::user("hello"),
+                    // Asked again exactly as the model read it: the cache is reused.
+                    Message::user("Your memories:\n[m:42] tea\n\nhello"),
                     Message::assistant("Hi there [m:42]")
                 ],
-                session: Some(7)
+                session: Some(7),
+                opening: None,
             }]
         );
+    }
+
+    #[test]
+    fn a_reply_to_a_check_in_continues_from_the_twins_opening() {
+        let mut c = Conversation::opened(
+            "How did the interview go?",
+            "You check in because of: [m:00ff] Jo: \"interview on Friday\"",
+            1,
+        );
+        assert!(c.turns[0].opening());
+        let fx = send(&mut c, "it went well");
+        assert_eq!(
+            fx,
+            vec![ChatEffect::Generate {
+                question: "it went well".into(),
+                history: vec![
+                    Message::system(
+                        "You check in because of: [m:00ff] Jo: \"interview on Friday\""
+                    ),
+                    Message::assistant("How did the interview go?"),
+                ],
+                session: None,
+                opening: Some((
+                    "How did the interview go?".into(),
+                    "You check in because of: [m:00ff] Jo: \"interview on Friday\"".into()
+                )),
+            }]
+        );
+        c.handle(ChatEvent::Started { job: 1 });
+        c.handle(done("great!"));
+        // Once saved, the session holds the opening: it is not sent again.
+        match &send(&mut c, "thanks")[..] {
+            [
+                ChatEffect::Generate {
+                    history, opening, ..
+                },
+            ] => {
+                assert_eq!(history.len(), 4);
+                assert_eq!(history[1], Message::assistant("How did the interview go?"));
+                assert_eq!(*opening, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

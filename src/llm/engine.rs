@@ -229,7 +229,7 @@ pub enum Finish {
     Cancelled,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GenStats {
     /// Tokens in the prompt.
     pub prompt_tokens: usize,

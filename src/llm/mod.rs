@@ -6,7 +6,8 @@
 //! for tests (`tiny`).
 //!
 //! Other modules plug in through [`Engine::generate`]: memory adds retrieved
-//! context to the system prompt, the OpenAI endpoint maps its requests onto
+//! context to each turn's user message (after the history, so the KV cache of
+//! the turns before is reused), the OpenAI endpoint maps its requests onto
 //! [`GenerateRequest`], training hands its adapter to [`Engine::set_adapter`].
 
 pub mod chat;

@@ -1,9 +1,12 @@
-//! The twin's system prompt, built from plain inputs and tested without a model:
+//! The twin's prompt, built from plain inputs and tested without a model:
 //! the persona (the style profile, later the biography), an optional per-contact
 //! mode ("talk as I talk to Alice": that contact's statistics and a few real
 //! exchanges), and the memories retrieval found, each with its id and an
 //! instruction to cite it as `[m:ID]`. With no memories the twin is told to say
-//! it does not know rather than invent personal facts.
+//! it does not know rather than invent personal facts. The persona is the
+//! system prompt ([`persona_prompt`], the same every turn); the memories go
+//! into each turn's user message ([`memory_block`], [`user_turn`]), so that
+//! llama.cpp reuses the cached prefix of a conversation whatever is recalled.
 //!
 //! Replies are scanned for `[m:ID]` citations ([`parse_citations`]).
 
@@ -131,8 +134,21 @@ fn day(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-/// The system prompt.
+/// The system prompt with the memories in it (what `serve` sends: no
+/// retrieval there, so the twin is told to say it does not know).
 pub fn system_prompt(p: &PromptParts<'_>) -> String {
+    let mut out = persona_prompt(p);
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&memory_block(p.memories, p.memory_chars));
+    out.trim_end().to_string()
+}
+
+/// The persona alone: the same every turn of a chat, so llama.cpp reuses its
+/// KV cache. What retrieval finds for a turn goes into that turn's user
+/// message instead ([`memory_block`], [`user_turn`]).
+pub fn persona_prompt(p: &PromptParts<'_>) -> String {
     let mut out = String::new();
     let base = p.base.trim();
     if !base.is_empty() {
@@ -174,14 +190,22 @@ pub fn system_prompt(p: &PromptParts<'_>) -> String {
             }
         }
     }
+    out.trim_end().to_string()
+}
+
+/// The memories retrieval found, best first within `memory_chars`, with the
+/// instruction to cite them; or, with none, the instruction to say it does not
+/// know rather than invent.
+pub fn memory_block(memories: &[RetrievedMemory], memory_chars: usize) -> String {
+    let mut out = String::new();
     let mut used = 0usize;
     let mut kept = Vec::new();
-    for m in p.memories {
+    for m in memories {
         let line = memory_line(m);
-        if used + line.len() > p.memory_chars && !kept.is_empty() {
+        if used + line.len() > memory_chars && !kept.is_empty() {
             break;
         }
-        if line.len() > p.memory_chars {
+        if line.len() > memory_chars {
             continue;
         }
         used += line.len();
@@ -189,16 +213,26 @@ pub fn system_prompt(p: &PromptParts<'_>) -> String {
     }
     if kept.is_empty() {
         out.push_str(NOT_KNOWN_INSTRUCTION);
-        out.push('\n');
     } else {
         out.push_str("Your memories:\n");
         for line in kept {
             out.push_str(&line);
         }
         out.push_str(CITE_INSTRUCTION);
-        out.push('\n');
     }
-    out.trim_end().to_string()
+    out
+}
+
+/// A user turn as the model reads it: the turn's context block (memories,
+/// or nothing), then what the person wrote. Earlier turns keep the block they
+/// were asked with, so a follow-up prompt starts with exactly the tokens the
+/// previous one left in the cache.
+pub fn user_turn(context: &str, question: &str) -> String {
+    if context.trim().is_empty() {
+        question.to_string()
+    } else {
+        format!("{}\n\n{question}", context.trim_end())
+    }
 }
 
 fn memory_line(m: &RetrievedMemory) -> String {
@@ -393,6 +427,33 @@ mod tests {
         assert!(p.contains("[m:7]"), "{p}");
         assert!(p.contains(CITE_INSTRUCTION));
         assert!(!p.contains(NOT_KNOWN_INSTRUCTION));
+    }
+
+    #[test]
+    fn the_persona_stays_put_and_memories_go_into_the_turn() {
+        let mems = [memory("42", "likes tea")];
+        let parts = PromptParts {
+            base: "Be brief.",
+            me: Some("Jo"),
+            memories: &mems,
+            memory_chars: 1000,
+            ..PromptParts::default()
+        };
+        let persona = persona_prompt(&parts);
+        assert!(!persona.contains("[m:42]") && !persona.contains(NOT_KNOWN_INSTRUCTION));
+        let block = memory_block(&mems, 1000);
+        assert!(
+            block.contains("[m:42]") && block.contains(CITE_INSTRUCTION),
+            "{block}"
+        );
+        assert_eq!(
+            user_turn(&block, "tea or coffee?"),
+            format!("{block}\n\ntea or coffee?")
+        );
+        assert_eq!(user_turn("", "hi"), "hi");
+        assert!(memory_block(&[], 1000).contains(NOT_KNOWN_INSTRUCTION));
+        // `serve` still gets one system prompt with both.
+        assert_eq!(system_prompt(&parts), format!("{persona}\n{block}"));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub struct StoredTurn {
     pub ttft_ms: u64,
     #[serde(default)]
     pub tokens_per_s: f64,
+    /// What the model read with the question: the memories recalled for it
+    /// (for the twin's own opening turn, the messages it cites).
+    #[serde(default)]
+    pub context: String,
 }
 
 impl StoredTurn {
@@ -44,6 +48,7 @@ impl StoredTurn {
             citations: Vec::new(),
             ttft_ms: stats.ttft_ms,
             tokens_per_s: stats.tokens_per_s,
+            context: String::new(),
         }
     }
 }
@@ -97,10 +102,12 @@ impl ChatSession {
 
     /// The first question, shortened: what the session list shows.
     pub fn title(&self) -> String {
+        // A conversation the twin began is named by its opening message.
         let first = self
             .turns
             .first()
-            .map(|t| t.user.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|t| if t.user.is_empty() { &t.reply } else { &t.user })
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_else(|| "(empty)".into());
         if first.chars().count() > 48 {
             format!("{}…", first.chars().take(47).collect::<String>())

@@ -34,6 +34,8 @@ pub struct BuildReport {
     pub unchanged: u64,
     pub written: u64,
     pub removed: u64,
+    /// Closed chat sessions remembered now (closed while memory was not open).
+    pub chats: u64,
     pub memories: u64,
 }
 
@@ -194,6 +196,8 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
         ctx.progress(done, Some(total), "sources");
     }
     flush(&mut pending, &mut pending_groups, &mut report)?;
+    report.chats = super::chats::remember_closed(mem)?;
+    report.written += report.chats;
     mem.save()?;
     report.memories = mem.len() as u64;
     Ok(report)

@@ -11,6 +11,7 @@
 
 pub mod bm25;
 pub mod build;
+pub mod chats;
 pub mod convert;
 pub mod embed;
 pub mod extract;

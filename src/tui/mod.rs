@@ -81,8 +81,9 @@ struct Ctx {
     jobs: Jobs,
     /// The chat engine, kept across turns (the model loads on the first one).
     chat: Arc<chat::ChatEngine>,
-    /// `[checkin]`, or why it is unusable (check-ins are off then).
-    checkin: Result<Arc<checkin::Settings>, String>,
+    /// `[checkin]`, or why it is unusable (check-ins are off then); the rule
+    /// editor replaces it.
+    checkin: std::sync::Mutex<CheckinSetup>,
     /// The store's memory, opened once in the background and kept for the session.
     memory: Arc<OnceLock<Arc<Memories>>>,
     /// Actions from work done off the event loop (reads, memory changes).
@@ -93,6 +94,27 @@ struct Ctx {
     ptt_stop: std::sync::Mutex<Arc<std::sync::atomic::AtomicBool>>,
     /// The whisper model, loaded by the first push-to-talk and kept.
     voice_model: Arc<std::sync::Mutex<Option<crate::voice::Transcriber>>>,
+}
+
+/// `[checkin]` as written and as parsed.
+struct CheckinSetup {
+    config: crate::config::CheckinConfig,
+    settings: Result<Arc<checkin::Settings>, String>,
+}
+
+impl CheckinSetup {
+    fn of(config: &crate::config::Config) -> CheckinSetup {
+        CheckinSetup {
+            config: config.checkin.clone(),
+            settings: checkin::Settings::from_config(config).map(Arc::new),
+        }
+    }
+}
+
+impl Ctx {
+    fn checkin_settings(&self) -> Result<Arc<checkin::Settings>, String> {
+        self.checkin.lock().expect("checkin lock").settings.clone()
+    }
 }
 
 /// The longest the check-in timer sleeps before it looks again (a laptop that
@@ -121,9 +143,12 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         state.chat.remote = Some(config.config.chat.base_url.clone());
     }
     let chat_engine = Arc::new(chat::ChatEngine::from_config(&config.config.chat, engine));
-    let checkin = checkin::Settings::from_config(&config.config).map(Arc::new);
-    if let Err(e) = &checkin {
-        state.notify(Level::Warn, format!("check-ins are off: {e}"));
+    let checkin = CheckinSetup::of(&config.config);
+    if let Err(e) = &checkin.settings {
+        state.notify(
+            Level::Warn,
+            format!("check-ins are off: {e} (C opens the Check-ins view to fix the rules)"),
+        );
     }
     let (actions, mut background) = mpsc::unbounded_channel();
     let ctx = Ctx {
@@ -132,7 +157,7 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
         store: Arc::new(store),
         jobs,
         chat: chat_engine,
-        checkin,
+        checkin: std::sync::Mutex::new(checkin),
         memory: Arc::new(OnceLock::new()),
         actions,
         memory_seq: Arc::new(AtomicU64::new(0)),
@@ -404,6 +429,7 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             question,
             history,
             session,
+            opening,
             contact,
             adapter,
         } => {
@@ -415,6 +441,7 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 session,
                 contact,
                 adapter,
+                opening,
             };
             // Memories are recalled once memory has loaded; until then the
             // twin says it does not know.
@@ -434,6 +461,27 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             let mut out = io::stdout().lock();
             let _ = write!(out, "\x1b]52;c;{}\x07", osc52::base64(text.as_bytes()));
             let _ = out.flush();
+            Vec::new()
+        }
+        Effect::CloseSession(id) => {
+            // Closed at once (so nothing is lost if twin quits now); the
+            // memory is written off the loop once memory is open, else by
+            // the next `twin index`.
+            if let Err(e) = crate::memory::chats::close(&ctx.store, id) {
+                return notify(
+                    Level::Error,
+                    format!("closing the chat session failed: {e}"),
+                );
+            }
+            if let Some(mem) = ctx.memory.get().cloned() {
+                let store = ctx.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = crate::memory::chats::close_and_remember(&store, Some(&mem), id)
+                    {
+                        tracing::warn!("chat session {id} not remembered yet: {e}");
+                    }
+                });
+            }
             Vec::new()
         }
         Effect::ListSessions => match sessions::list(&ctx.store) {
@@ -500,8 +548,14 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             Vec::new()
         }
         Effect::CheckinTick => {
-            let Ok(settings) = ctx.checkin.clone() else {
-                return Vec::new();
+            let Ok(settings) = ctx.checkin_settings() else {
+                return vec![Action::Job(crate::jobs::JobEvent {
+                    id: 0,
+                    job: "checkin".into(),
+                    body: crate::jobs::JobBody::Done {
+                        summary: serde_json::Value::Null,
+                    },
+                })];
             };
             let model = checkin::job::model_for(
                 &settings,
@@ -523,9 +577,23 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
             Vec::new()
         }
         Effect::RefreshCheckins => {
-            let Ok(settings) = &ctx.checkin else {
-                return Vec::new();
+            let settings = match ctx.checkin_settings() {
+                Ok(s) => s,
+                Err(_) => {
+                    // Nothing is planned, but the rules show, so they can be fixed.
+                    let config = ctx.checkin.lock().expect("checkin lock").config.clone();
+                    let report = checkin::job::ListReport {
+                        at: String::new(),
+                        timezone: String::new(),
+                        rules: Vec::new(),
+                        schedule: checkin::rules::rows(&config),
+                        upcoming: Vec::new(),
+                        history: Vec::new(),
+                    };
+                    return vec![Action::Checkins(Box::new(report), None)];
+                }
             };
+            let settings = &*settings;
             let clock = checkin::SystemClock;
             let zone = if ctx.config.config.checkin.timezone.is_empty() {
                 &ctx.config.config.ingest.timezone
@@ -542,6 +610,47 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 (Err(e), _) => notify(Level::Error, format!("reading check-ins failed: {e:#}")),
                 (_, Err(e)) => notify(Level::Error, format!("reading check-ins failed: {e}")),
             }
+        }
+        Effect::EditCheckinRule(edit) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let mut out = match checkin::rules::save(&ctx.config.file, &edit, &env) {
+                Ok(config) => {
+                    let setup = CheckinSetup::of(&config);
+                    let mut said = format!(
+                        "{} (saved in {})",
+                        edit.describe(),
+                        ctx.config.file.display()
+                    );
+                    let level = match &setup.settings {
+                        Ok(settings) => {
+                            if let Some(rule) = edit.retired() {
+                                let sched = checkin::Scheduler::new(
+                                    &ctx.store,
+                                    settings,
+                                    &checkin::SystemClock,
+                                );
+                                match sched.retire_rule(rule) {
+                                    Ok(0) => {}
+                                    Ok(n) => said.push_str(&format!(
+                                        "; {n} of its check-ins not yet delivered dismissed"
+                                    )),
+                                    Err(e) => said.push_str(&format!("; {e}")),
+                                }
+                            }
+                            Level::Info
+                        }
+                        Err(e) => {
+                            said.push_str(&format!("; check-ins stay off: {e}"));
+                            Level::Warn
+                        }
+                    };
+                    *ctx.checkin.lock().expect("checkin lock") = setup;
+                    notify(level, said)
+                }
+                Err(e) => notify(Level::Error, format!("the rule was not saved: {e}")),
+            };
+            out.extend(perform(Effect::RefreshCheckins, ctx));
+            out
         }
         Effect::SnoozeCheckin(id) => change_checkin(ctx, &id, true),
         Effect::DismissCheckin(id) => change_checkin(ctx, &id, false),
@@ -722,9 +831,10 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
 /// Snooze or dismiss a check-in, then re-read the list.
 fn change_checkin(ctx: &Ctx, id: &str, snooze: bool) -> Vec<Action> {
     let notify = |level, text: String| vec![Action::Notify(app::Notification { level, text })];
-    let Ok(settings) = &ctx.checkin else {
+    let Ok(settings) = ctx.checkin_settings() else {
         return Vec::new();
     };
+    let settings = &*settings;
     let sched = checkin::Scheduler::new(&ctx.store, settings, &checkin::SystemClock);
     let done = if snooze {
         sched.snooze(id, None)

@@ -103,11 +103,12 @@ pub fn render(frame: &mut Frame, state: &State, view: &View) {
         render_pane(frame, *pane, *rect, state, view);
     }
     render_status(frame, a.status, state, view);
-    if let Some(prompt) = state.prompt.as_ref().filter(|p| !p.purpose.inline()) {
-        render_prompt(frame, area, prompt, view);
-    }
+    // The Check-ins view first: its rule editor is a prompt drawn over it.
     if state.checkins.view.is_some() {
         panes::checkins::render_overlay(frame, area, state, view);
+    }
+    if let Some(prompt) = state.prompt.as_ref().filter(|p| !p.purpose.inline()) {
+        render_prompt(frame, area, prompt, view);
     }
     if let Some(confirm) = &state.confirm {
         render_confirm(frame, area, confirm, view);
@@ -146,10 +147,14 @@ fn render_prompt(frame: &mut Frame, area: Rect, prompt: &crate::app::Prompt, vie
         Span::styled("█", t.get("ui.text.em")),
     ])];
     if !prompt.candidates.is_empty() {
-        lines.push(Line::styled(
-            prompt.candidates.join("  "),
-            t.get("ui.text.dim"),
-        ));
+        let text = prompt.candidates.join("  ");
+        // The rule editor says what is wrong with what is typed.
+        let style = if text.starts_with('✗') {
+            t.get("ui.notice.error")
+        } else {
+            t.get("ui.text.dim")
+        };
+        lines.push(Line::styled(text, style));
     }
     let block = Block::default()
         .borders(Borders::ALL)

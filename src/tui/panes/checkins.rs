@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Padding, Paragraph, Wr
 
 use crate::app::{Action, State};
 use crate::checkin::job::Listed;
+use crate::checkin::rules::RuleRow;
 use crate::tui::keymap::Mode;
 use crate::tui::theme::Theme;
 use crate::tui::ui::View;
@@ -46,6 +47,37 @@ fn row(r: &Listed, selected: bool, t: &Theme) -> Vec<Line<'static>> {
     out
 }
 
+fn rule_row(r: &RuleRow, selected: bool, t: &Theme) -> Vec<Line<'static>> {
+    let mark = if selected { "▶ " } else { "  " };
+    let style = if selected {
+        t.get("ui.text.em")
+    } else {
+        t.get("ui.text")
+    };
+    let (state, state_style) = if r.problem.is_some() {
+        ("broken", t.get("ui.notice.error"))
+    } else if r.enabled {
+        ("on", t.get("ui.text.dim"))
+    } else {
+        ("off", t.get("ui.text.dim"))
+    };
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!("{mark}{:<28}", r.rule), style),
+        Span::styled(format!("{state:<7}"), state_style),
+        Span::styled(
+            r.cron
+                .as_ref()
+                .map(|c| format!("cron {c}"))
+                .unwrap_or_default(),
+            t.get("ui.text.dim"),
+        ),
+    ])];
+    if let Some(p) = &r.problem {
+        out.push(Line::styled(format!("    {p}"), t.get("ui.notice.error")));
+    }
+    out
+}
+
 /// The Check-ins overlay.
 pub fn render_overlay(frame: &mut Frame, area: Rect, state: &State, view: &View) {
     let t = view.theme;
@@ -59,8 +91,23 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, state: &State, view: &View)
         width: w,
         height: h,
     };
-    let mut lines: Vec<Line> = vec![Line::styled("Upcoming", t.get("ui.help.section"))];
+    let mut lines: Vec<Line> = vec![Line::styled("Rules", t.get("ui.help.section"))];
     let mut selected_line = 0;
+    if c.rules.is_empty() {
+        lines.push(Line::styled(
+            "  no rule: the twin checks in only when your messages ask for it",
+            t.get("ui.text.dim"),
+        ));
+    }
+    for (i, r) in c.rules.iter().enumerate() {
+        if i == selected {
+            selected_line = lines.len();
+        }
+        lines.extend(rule_row(r, i == selected, t));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Upcoming", t.get("ui.help.section")));
+    let first = c.rules.len();
     if c.upcoming.is_empty() {
         lines.push(Line::styled(
             "  nothing planned (checkin.rules in config.toml)",
@@ -68,6 +115,7 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, state: &State, view: &View)
         ));
     }
     for (i, r) in c.upcoming.iter().enumerate() {
+        let i = first + i;
         if i == selected {
             selected_line = lines.len();
         }
@@ -79,26 +127,39 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, state: &State, view: &View)
         lines.push(Line::styled("  no check-in yet", t.get("ui.text.dim")));
     }
     for (j, r) in c.history.iter().enumerate() {
-        let i = c.upcoming.len() + j;
+        let i = first + c.upcoming.len() + j;
         if i == selected {
             selected_line = lines.len();
         }
         lines.extend(row(r, i == selected, t));
     }
-    let hint = [
-        (Action::SnoozeCheckin, "snooze"),
-        (Action::DismissCheckin, "dismiss"),
-        (Action::OpenCheckin, "open in chat"),
-        (Action::ToggleCheckins, "close"),
-    ]
-    .iter()
-    .filter_map(|(a, what)| {
-        view.keymap
-            .key_for(Mode::Checkins, a)
-            .map(|k| format!("{k} {what}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ");
+    let on_rule = c.rule(selected).is_some();
+    let keys: &[(Action, &str)] = if on_rule {
+        &[
+            (Action::EditCheckinRule, "edit"),
+            (Action::ToggleCheckinRule, "on/off"),
+            (Action::DeleteCheckinRule, "delete"),
+            (Action::AddCheckinRule, "add"),
+            (Action::ToggleCheckins, "close"),
+        ]
+    } else {
+        &[
+            (Action::SnoozeCheckin, "snooze"),
+            (Action::DismissCheckin, "dismiss"),
+            (Action::OpenCheckin, "open in chat"),
+            (Action::AddCheckinRule, "add rule"),
+            (Action::ToggleCheckins, "close"),
+        ]
+    };
+    let hint = keys
+        .iter()
+        .filter_map(|(a, what)| {
+            view.keymap
+                .key_for(Mode::Checkins, a)
+                .map(|k| format!("{k} {what}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
     let inner_h = h.saturating_sub(2);
     let scroll = (selected_line as u16 + 3).saturating_sub(inner_h);
     let block = Block::default()
@@ -119,18 +180,16 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, state: &State, view: &View)
     );
 }
 
-/// The check-in opened in the chat, as the twin's first turn with its sources.
+/// Over the chat a check-in began: that it is one, and the messages it cites
+/// (its text is the conversation's first turn, right below).
 pub fn opening_lines(state: &State, t: &Theme) -> Vec<Line<'static>> {
     let Some(o) = &state.checkins.opening else {
         return Vec::new();
     };
-    let mut out = vec![
-        Line::from(vec![
-            Span::styled("twin ", t.get("ui.text.em")),
-            Span::styled("(check-in)", t.get("ui.text.dim")),
-        ]),
-        Line::styled(o.text.clone(), t.get("ui.text")),
-    ];
+    let mut out = vec![Line::from(vec![
+        Span::styled("twin ", t.get("ui.text.em")),
+        Span::styled("(check-in: reply to continue it)", t.get("ui.text.dim")),
+    ])];
     for c in &o.citations {
         out.push(Line::styled(
             format!("  [{}] {}: {}", c.id, c.author, c.text),
