@@ -156,8 +156,12 @@ pub struct Summary {
     pub conversations: u64,
     pub contacts: u64,
     pub documents: u64,
-    /// Malformed records and files that could not be read.
+    /// Malformed records and files that could not be read, and messages of
+    /// forgotten contacts.
     pub skipped: u64,
+    /// Messages skipped because they are of a contact you forgot (in `skipped` too).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub forgotten: u64,
     pub errors: Vec<ErrorEntry>,
     pub files: Vec<FileSummary>,
     /// Files no importer recognised.
@@ -432,6 +436,10 @@ struct State {
     aliases: HashMap<String, Id>,
     contacts: HashMap<Id, Contact>,
     conversations: HashMap<Id, Conversation>,
+    /// Forgotten people and conversations: their messages are skipped.
+    tombstones: crate::privacy::tombstone::Tombstones,
+    /// Whether an author (format, name, handle) is forgotten, once per author.
+    forgotten_authors: HashMap<(Format, String, Option<String>), bool>,
 }
 
 impl State {
@@ -455,6 +463,8 @@ impl State {
             aliases,
             contacts,
             conversations: HashMap::new(),
+            tombstones: crate::privacy::tombstone::Tombstones::load(store)?,
+            forgotten_authors: HashMap::new(),
         })
     }
 
@@ -581,6 +591,7 @@ fn import_unit(
         contacts: HashSet::new(),
         documents: 0,
         people: 0,
+        forgotten: 0,
     };
     let parsed = importer.parse(src, unit, &mut sink);
     sink.flush();
@@ -612,6 +623,18 @@ fn import_unit(
     summary.service += sink.service;
     summary.documents += sink.documents;
     summary.skipped += sink.problems.len() as u64;
+    if sink.forgotten > 0 {
+        summary.skipped += sink.forgotten;
+        summary.forgotten += sink.forgotten;
+        summary.errors.push(ErrorEntry {
+            file: label.clone(),
+            line: None,
+            reason: format!(
+                "forgotten contact: {} messages skipped (`twin forget contact --undo NAME` lets them back)",
+                sink.forgotten
+            ),
+        });
+    }
     for p in sink.problems.drain(..) {
         if summary.errors.len() < MAX_ERRORS_LISTED {
             summary.errors.push(ErrorEntry {
@@ -655,9 +678,32 @@ struct StoreSink<'a> {
     contacts: HashSet<Id>,
     documents: u64,
     people: u64,
+    /// Messages of forgotten contacts or conversations, skipped.
+    forgotten: u64,
 }
 
 impl StoreSink<'_> {
+    /// Whether `m` belongs to someone (or a conversation) the user forgot.
+    fn is_forgotten(&mut self, m: &RawMessage, conversation: Id) -> bool {
+        let t = &self.state.tombstones;
+        if t.is_empty() {
+            return false;
+        }
+        if t.contains(&crate::privacy::tombstone::conversation_identity(
+            conversation,
+        )) {
+            return true;
+        }
+        let author = (self.format, m.author.name.clone(), m.author.handle.clone());
+        if let Some(&known) = self.state.forgotten_authors.get(&author) {
+            return known;
+        }
+        let ids = identity::identities(self.format, &m.author);
+        let forgotten = !self.me.is_me(&m.author, &ids) && t.any(&ids);
+        self.state.forgotten_authors.insert(author, forgotten);
+        forgotten
+    }
+
     fn resolve_author(&mut self, m: &RawMessage) -> (Id, Vec<String>, bool) {
         let ids = identity::identities(self.format, &m.author);
         let is_me = self.me.is_me(&m.author, &ids);
@@ -911,6 +957,10 @@ impl Sink for StoreSink<'_> {
             self.format.name().as_bytes(),
             m.conversation.as_bytes(),
         ]);
+        if self.is_forgotten(&m, conversation) {
+            self.forgotten += 1;
+            return;
+        }
         if self.conversations.insert(conversation)
             && let Err(e) = self.state.load_conversation(self.store, conversation)
         {
