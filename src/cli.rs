@@ -236,6 +236,11 @@ pub enum Command {
         #[command(subcommand)]
         what: ForgetWhat,
     },
+    /// Privacy settings kept in the store: who never goes into a training set
+    Privacy {
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
     /// Print a shell completion script (e.g. `twin completions bash > ~/.local/share/bash-completion/completions/twin`)
     Completions {
         #[arg(value_enum)]
@@ -348,7 +353,35 @@ pub enum ForgetWhat {
         /// Do not ask for confirmation (a terminal asks; --batch never does)
         #[arg(long)]
         yes: bool,
+        /// Lift a forget's tombstones: later imports bring NAME's messages back
+        #[arg(long, conflicts_with_all = ["dry_run", "yes"])]
+        undo: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyAction {
+    /// Contacts whose conversations never go into a training set (with privacy.never_train in config)
+    NeverTrain {
+        #[command(subcommand)]
+        action: NeverTrainAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NeverTrainAction {
+    /// Never train on CONTACT (a name, number, address or id as `twin contacts` shows)
+    Add {
+        #[arg(value_name = "CONTACT")]
+        contact: String,
+    },
+    /// Train on CONTACT again
+    Remove {
+        #[arg(value_name = "CONTACT")]
+        contact: String,
+    },
+    /// Everyone never trained on, from the store and from config
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,6 +426,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli, home_from_env: bool) -> i32 {
     // Forgetting a person reaches into memory too.
     crate::privacy::forget::register(Box::new(memory::ForgetCascade));
+    crate::privacy::forget::register(Box::new(crate::train::registry::ForgetCascade));
     let (pass_file, pass_fd) = (cli.passphrase_file.clone(), cli.passphrase_fd);
     let output = if cli.batch {
         Output::Json
@@ -556,7 +590,36 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
             })
         }
         Command::Forget {
-            what: ForgetWhat::Contact { name, dry_run, yes },
+            what: ForgetWhat::Contact {
+                name, undo: true, ..
+            },
+        } => batch::run(output, kind, "lifting a forget", move |_| {
+            let store = Store::open(&paths.store_dir())?;
+            Ok(crate::privacy::tombstone::undo(&store, &name)?)
+        }),
+        Command::Privacy {
+            action: PrivacyAction::NeverTrain { action },
+        } => {
+            let listed = config.config.privacy.never_train.clone();
+            let file = paths.config_file().display().to_string();
+            batch::run(output, kind, "never-train list", move |_| {
+                use crate::privacy::never_train;
+                let store = Store::open(&paths.store_dir())?;
+                Ok(match action {
+                    NeverTrainAction::Add { contact } => {
+                        never_train::add(&store, &contact, &listed)?
+                    }
+                    NeverTrainAction::Remove { contact } => {
+                        never_train::remove(&store, &contact, &listed, &file)?
+                    }
+                    NeverTrainAction::List => never_train::report(&store, &listed, None)?,
+                })
+            })
+        }
+        Command::Forget {
+            what: ForgetWhat::Contact {
+                name, dry_run, yes, ..
+            },
         } => {
             let zone = match Zone::parse(&config.config.ingest.timezone) {
                 Ok(z) => z,
@@ -1094,10 +1157,11 @@ fn memory_command(
         }
         MemoryAction::Forget { id } => {
             let id = mem.resolve(&id)?;
-            let m = mem.forget(id)?;
+            let (m, stale_adapters) = mem.forget_marking(id)?;
             let names = Names::load(&mem);
             MemoryOutput::Change(ChangeReport {
                 action: "forgot",
+                stale_adapters,
                 excluded_sources: m
                     .provenance
                     .iter()
@@ -1113,6 +1177,7 @@ fn memory_command(
             MemoryOutput::Change(ChangeReport {
                 action: if off { "unpinned" } else { "pinned" },
                 excluded_sources: 0,
+                stale_adapters: Vec::new(),
                 memory: MemoryView::new(&mem, &names, &m),
             })
         }
@@ -1123,6 +1188,7 @@ fn memory_command(
             MemoryOutput::Change(ChangeReport {
                 action: "edited",
                 excluded_sources: 0,
+                stale_adapters: Vec::new(),
                 memory: MemoryView::new(&mem, &names, &m),
             })
         }
@@ -1260,6 +1326,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Export { .. } => "export",
         Command::ImportBundle { .. } => "import-bundle",
         Command::Forget { .. } => "forget",
+        Command::Privacy { .. } => "privacy",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
     }

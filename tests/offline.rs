@@ -1,5 +1,6 @@
 //! Offline by construction: a whole session — ingest, contacts, profile,
-//! status, chat with a tiny model, export, forget, doctor — runs inside a
+//! status, index (memory), chat with a tiny model, a training set and a few
+//! training steps, a check-in, export, forget, doctor — runs inside a
 //! network namespace without interfaces (`unshare -n`, when this machine
 //! permits it) and under `strace -f -e trace=network`, and makes no
 //! connection to anything but loopback.
@@ -58,7 +59,9 @@ fn a_full_session_makes_no_network_connection() {
     std::fs::create_dir_all(h.join("config")).unwrap();
     std::fs::write(
         h.join("config/config.toml"),
-        "[chat]\nmodel = \"tiny-instruct.gguf\"\nmax_tokens = 8\nseed = 3\nthreads = 1\n",
+        "[chat]\nmodel = \"tiny-instruct.gguf\"\nmax_tokens = 8\nseed = 3\nthreads = 1\n\
+         [train]\nsteps = 2\ncheckpoint_every = 1\neval_every = 1\nbatch_size = 1\ngrad_accum = 1\nrank = 2\nalpha = 4.0\nwarmup_steps = 0\nvalidation = 0.0\n\
+         [checkin]\nrules = [\"daily 08:30\"]\nquiet_hours = \"\"\ntimezone = \"UTC\"\n",
     )
     .unwrap();
     let exports = h.join("exports");
@@ -78,7 +81,12 @@ fn a_full_session_makes_no_network_connection() {
          $T --batch contacts\n\
          $T --batch profile\n\
          $T --batch status\n\
+         $T --batch index\n\
+         $T --batch memory search 'saturday'\n\
          $T --batch chat 'hello there'\n\
+         $T --batch dataset build\n\
+         $T --batch train --steps 2\n\
+         $T --batch checkin --due --at 2026-11-21T08:31:00Z\n\
          $T --batch export '{bundle}'\n\
          $T --batch forget contact 'Bob Smith'\n\
          $T --batch doctor || true\n",
@@ -111,7 +119,26 @@ fn a_full_session_makes_no_network_connection() {
         stdout.contains("\"job\":\"chat\""),
         "chat did not run: {stdout}"
     );
-    assert!(stdout.contains("\"job\":\"forget\""), "{stdout}");
+    for job in [
+        "index", "memory", "dataset", "train", "checkin", "export", "forget",
+    ] {
+        assert!(
+            stdout.contains(&format!("\"job\":\"{job}\"")),
+            "{job} did not run: {stdout}"
+        );
+    }
+    // The training steps ran (a checkpoint and an adapter came of them) and
+    // the check-in was delivered.
+    assert!(
+        stdout.contains("\"event\":\"checkin\"") || stdout.contains("\"checkin\""),
+        "{stdout}"
+    );
+    assert!(
+        walk(&h.join("data/adapters"))
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "gguf")),
+        "no adapter: {stdout}"
+    );
     let log = std::fs::read_to_string(&trace).unwrap();
     let bad: Vec<String> = log.lines().filter_map(forbidden).collect();
     assert!(bad.is_empty(), "network calls:\n{}", bad.join("\n"));

@@ -189,6 +189,7 @@ fn contact_row(
         names: names.iter().map(|n| n.to_string()).collect(),
         handles: handles.iter().map(|n| n.to_string()).collect(),
         formats: vec![twin::ingest::Format::Whatsapp],
+        never_train: false,
     }
 }
 

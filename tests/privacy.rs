@@ -572,19 +572,19 @@ impl twin::privacy::forget::Cascade for Recorder {
         &self,
         _: &Store,
         t: &twin::privacy::forget::Target,
-    ) -> anyhow::Result<BTreeMap<String, u64>> {
-        Ok([("dataset rows".to_string(), t.messages.len() as u64)].into())
+    ) -> anyhow::Result<twin::privacy::forget::Part> {
+        Ok(BTreeMap::from([("dataset rows".to_string(), t.messages.len() as u64)]).into())
     }
     fn apply(
         &self,
         _: &Store,
         t: &twin::privacy::forget::Target,
-    ) -> anyhow::Result<BTreeMap<String, u64>> {
+    ) -> anyhow::Result<twin::privacy::forget::Part> {
         self.0
             .lock()
             .unwrap()
             .push((t.messages.len(), t.conversations.len()));
-        Ok([("dataset rows".to_string(), t.messages.len() as u64)].into())
+        Ok(BTreeMap::from([("dataset rows".to_string(), t.messages.len() as u64)]).into())
     }
 }
 
@@ -731,4 +731,292 @@ fn logs_hold_no_message_text() {
     for w in ["Marmalade", "sandwiches", "hedgehog", "thermos"] {
         assert!(!log.contains(w), "{w} in the log");
     }
+}
+
+#[test]
+fn a_forgotten_contact_does_not_come_back_with_a_newer_export() {
+    let ex = exports();
+    let h = home();
+    ingest(h.path(), ex.path(), &[]);
+    let f = ok(h.path(), &["--batch", "forget", "contact", "Bob Smith"]);
+    assert!(f["tombstones"].as_u64().unwrap() >= 2, "{f}");
+    let after_forget = counts(h.path(), None);
+
+    // The same exports again (unchanged files are not even read, so copied
+    // elsewhere, as a second download would be): nothing of his returns, each
+    // skip is counted.
+    let copy = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(ex.path()).unwrap().flatten() {
+        std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
+    }
+    let again = ingest(h.path(), copy.path(), &[]);
+    assert_eq!(again["new"], 0, "{again}");
+    // His chat (both sides) and his line in the group.
+    assert_eq!(again["forgotten"], 3, "{again}");
+    assert!(again["skipped"].as_u64().unwrap() >= 3);
+    let reasons: Vec<String> = again["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.starts_with("forgotten contact")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().all(|r| !r.contains("Bob")),
+        "the summary does not name them: {reasons:?}"
+    );
+    // (The second folder is a source of its own; nothing else changed.)
+    let without_sources = |mut c: serde_json::Value| {
+        c.as_object_mut().unwrap().remove("sources");
+        c
+    };
+    assert_eq!(
+        without_sources(counts(h.path(), None)),
+        without_sources(after_forget)
+    );
+
+    // A newer export of both chats: Carol's new line arrives, Bob's do not.
+    std::fs::write(
+        ex.path().join("WhatsApp Chat with Bob Smith.txt"),
+        format!(
+            "1/5/21, 9:16 AM - Bob Smith: {SENTENCE}\n\
+             1/5/21, 9:17 AM - Alice: Wonderful, bring the thermos please\n\
+             3/5/21, 7:00 PM - Bob Smith: remember me? new number\n\
+             3/5/21, 7:02 PM - Alice: of course\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        ex.path().join("WhatsApp Chat with Garden Club.txt"),
+        "2/1/21, 8:00 AM - Bob Smith: the hedgehog visited again\n\
+         2/1/21, 8:05 AM - Carol Jones: lovely news indeed\n\
+         2/1/21, 8:06 AM - Alice: I saw it too\n\
+         3/1/21, 9:00 AM - Bob Smith: tulips are out\n\
+         3/1/21, 9:05 AM - Carol Jones: frost tonight\n",
+    )
+    .unwrap();
+    let newer = ingest(h.path(), ex.path(), &[]);
+    assert_eq!(newer["new"], 1, "only Carol's new line: {newer}");
+    let store = Store::open(&h.path().join("data/store")).unwrap();
+    for r in store.scan::<twin::ingest::records::Message>([]) {
+        let m = r.unwrap().1;
+        assert!(!m.author_name.contains("Bob"), "{m:?}");
+        for gone in [
+            "Marmalade",
+            "thermos",
+            "hedgehog",
+            "remember me",
+            "tulips",
+            "of course",
+        ] {
+            assert!(!m.text.contains(gone), "{gone} came back: {m:?}");
+        }
+    }
+    assert!(
+        twin::ingest::contacts::find(&store, "Bob Smith")
+            .unwrap()
+            .is_none()
+    );
+    // No plain identity of his is kept for the tombstones.
+    for kv in store.tree(Tree::Index).iter() {
+        let (k, v) = kv.unwrap();
+        for b in [k.as_ref(), v.as_ref()] {
+            assert!(!String::from_utf8_lossy(b).to_lowercase().contains("bob"));
+        }
+    }
+    drop(store);
+
+    // Lifted, he comes back with the next import.
+    let undo = ok(
+        h.path(),
+        &["--batch", "forget", "contact", "--undo", "Bob Smith"],
+    );
+    assert!(undo["lifted"].as_u64().unwrap() >= 2, "{undo}");
+    let third = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(ex.path()).unwrap().flatten() {
+        std::fs::copy(f.path(), third.path().join(f.file_name())).unwrap();
+    }
+    let back = ingest(h.path(), third.path(), &[]);
+    assert_eq!(back["forgotten"], serde_json::Value::Null, "{back}");
+    assert_eq!(back["new"], 6, "{back}");
+}
+
+#[test]
+fn never_train_is_managed_from_the_command_line() {
+    let ex = exports();
+    let h = home();
+    ingest(h.path(), ex.path(), &[]);
+    let r = ok(
+        h.path(),
+        &["--batch", "privacy", "never-train", "add", "Carol Jones"],
+    );
+    assert_eq!(r["contacts"][0]["name"], "Carol Jones", "{r}");
+    assert_eq!(r["contacts"][0]["from"], "store");
+    let l = ok(h.path(), &["--batch", "privacy", "never-train", "list"]);
+    assert_eq!(l["contacts"].as_array().unwrap().len(), 1);
+    // The contacts list marks them.
+    let c = ok(h.path(), &["--batch", "contacts"]);
+    let carol = c["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Carol Jones")
+        .unwrap()
+        .clone();
+    assert_eq!(carol["never_train"], true);
+    // A name that matches no one: a clear error, nothing changed.
+    let out = twin(
+        h.path(),
+        &["--batch", "privacy", "never-train", "add", "Zed"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("twin contacts"));
+    let r = ok(
+        h.path(),
+        &["--batch", "privacy", "never-train", "remove", "Carol Jones"],
+    );
+    assert!(r["contacts"].as_array().unwrap().is_empty(), "{r}");
+}
+
+const TRAIN: &str = "[train]\nsteps = 2\ncheckpoint_every = 1\neval_every = 1\nrank = 2\nalpha = 4.0\nwarmup_steps = 0\ngrad_accum = 1\nvalidation = 0.0\nmax_tokens = 512\n";
+
+fn starts_with(p: &Path, magic: &[u8]) -> bool {
+    std::fs::read(p).is_ok_and(|b| b.starts_with(magic))
+}
+
+#[test]
+fn an_encrypted_home_seals_training_sets_checkpoints_and_adapters() {
+    let ex = exports();
+    let models = tempfile::tempdir().unwrap();
+    let tiny = models.path().join("tiny.gguf");
+    twin::llm::tiny::TinyLlama {
+        context_length: 4096,
+        ..Default::default()
+    }
+    .write(&tiny)
+    .unwrap();
+    let tinys = tiny.to_str().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let pf = pass_file(secrets.path(), "pass", "correct horse battery");
+    let pfs = pf.to_str().unwrap();
+    let config = format!("{KDF}{TRAIN}");
+
+    let plain = home();
+    std::fs::write(plain.path().join("config/config.toml"), &config).unwrap();
+    let enc = home();
+    std::fs::write(enc.path().join("config/config.toml"), &config).unwrap();
+    ok(
+        enc.path(),
+        &["--batch", "init", "--encrypt", "--passphrase-file", pfs],
+    );
+    for (h, pass) in [(plain.path(), None), (enc.path(), Some(pfs))] {
+        let with = |args: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            if let Some(p) = pass {
+                v.extend(["--passphrase-file".to_string(), p.to_string()]);
+            }
+            v
+        };
+        let run = |args: &[&str]| {
+            let a = with(args);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            ok(h, &a)
+        };
+        run(&[
+            "--batch",
+            "ingest",
+            ex.path().to_str().unwrap(),
+            "--me",
+            "Alice",
+        ]);
+        let d = run(&["--batch", "dataset", "build", "--base", tinys]);
+        assert!(d["stats"]["train_examples"].as_u64().unwrap() > 0, "{d}");
+        let t = run(&["--batch", "train", "--base", tinys, "--steps", "2"]);
+        assert!(t["adapter"]["id"].is_string(), "{t}");
+    }
+
+    // The plain home shows what the test looks for: the sentence in the
+    // training set, a GGUF adapter and safetensors checkpoints.
+    assert!(!hits(plain.path(), SENTENCE.as_bytes()).is_empty());
+    let plain_files = files_under(plain.path());
+    let adapters: Vec<&PathBuf> = plain_files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .collect();
+    assert_eq!(adapters.len(), 1, "{plain_files:?}");
+    assert!(starts_with(adapters[0], b"GGUF"));
+    assert!(
+        plain_files
+            .iter()
+            .any(|p| p.to_string_lossy().contains("checkpoint-2.safetensors")),
+        "{plain_files:?}"
+    );
+    assert!(!hits(plain.path(), b"\"dtype\":\"F32\"").is_empty());
+
+    // The encrypted home: no sentence, no word of it, no GGUF and no
+    // safetensors header anywhere; every training file is sealed.
+    let enc_files = files_under(enc.path());
+    for n in [
+        SENTENCE.as_bytes(),
+        b"Marmalade",
+        b"sandwiches",
+        b"thermos",
+        b"\"dtype\"",
+        b"lora_a",
+        b"GGUF",
+    ] {
+        let h = hits(enc.path(), n);
+        assert!(
+            h.is_empty(),
+            "{:?} found in {h:?}",
+            String::from_utf8_lossy(n)
+        );
+    }
+    let sealed: Vec<&PathBuf> = enc_files
+        .iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.ends_with(".gguf") || s.contains("checkpoint") || s.contains("/datasets/")
+        })
+        .collect();
+    assert!(
+        sealed.len() >= 4,
+        "adapter, set, checkpoint + meta: {enc_files:?}"
+    );
+    for p in &sealed {
+        assert!(starts_with(p, b"twinseal"), "{} is not sealed", p.display());
+    }
+
+    // The sealed adapter loads into llama.cpp once the store is open (it is
+    // decrypted into memory, never onto the disk).
+    let store = Store::open_with(
+        &enc.path().join("data/store"),
+        Some(&Passphrase::new("correct horse battery").unwrap()),
+    )
+    .unwrap();
+    let a = twin::train::registry::adapters(&store).unwrap().remove(0);
+    assert!(starts_with(&a.path, b"twinseal"));
+    let mut base = twin::llm::direct::Direct::open(&tiny, false, 1).unwrap();
+    let toks = base.tokenize("hello", true);
+    let plain_logits = base.logits(&toks).unwrap();
+    base.set_adapter(&a.path).unwrap();
+    let adapted = base.logits(&toks).unwrap();
+    assert_eq!(plain_logits.len(), adapted.len());
+    // (sled may write a new snapshot of its own when the store opens.)
+    let outside_store = |fs: Vec<PathBuf>| -> Vec<PathBuf> {
+        fs.into_iter()
+            .filter(|p| !p.starts_with(enc.path().join("data/store")))
+            .collect()
+    };
+    assert_eq!(
+        outside_store(files_under(enc.path())),
+        outside_store(enc_files.clone()),
+        "loading wrote nothing"
+    );
+    // The sealed checkpoint reads back (what `twin train --resume` starts from).
+    let run = twin::train::registry::runs(&store).unwrap().remove(0);
+    assert_eq!(twin::train::trainer::checkpoint_step(&run.dir), Some(2));
 }

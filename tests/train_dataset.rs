@@ -67,6 +67,7 @@ fn options() -> dataset::Options {
         validation: 0.34,
         system_prompt: "You are Jo.".into(),
         seed: 3,
+        never_train: Vec::new(),
     }
 }
 
@@ -164,4 +165,142 @@ fn a_damaged_dataset_file_is_named_with_what_to_do() {
         err.contains("x.json") && err.contains("twin dataset build"),
         "{err}"
     );
+}
+
+/// The conversation with `name` (a one-to-one chat in these exports).
+fn conversation_with(store: &Store, name: &str) -> u64 {
+    let c = twin::ingest::contacts::find(store, name).unwrap().unwrap();
+    store
+        .scan::<twin::ingest::records::Conversation>([])
+        .map(|r| r.unwrap().1)
+        .find(|conv| conv.participants.contains(&c.id))
+        .unwrap()
+        .id
+}
+
+#[test]
+fn never_train_leaves_out_every_session_with_them_from_store_list_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, model) = setup(dir.path());
+    let (ctx, _rx, _c) = JobCtx::detached("dataset");
+    let bob = conversation_with(&store, "Bob Smith");
+    let carol = conversation_with(&store, "Carol Jones");
+
+    // Bob through the stored list (the CLI and the Ingest pane), Carol
+    // through privacy.never_train in config.
+    let r = twin::privacy::never_train::add(&store, "Bob Smith", &[]).unwrap();
+    assert!(r.changed.unwrap().contains("Bob Smith"));
+    let mut o = options();
+    o.never_train = vec!["Carol Jones".into()];
+    let set = dataset::build(&store, &model, &dir.path().join("sets"), &o, &ctx).unwrap();
+    let s = &set.stats;
+    assert_eq!(s.windows, 30);
+    assert_eq!(s.never_train_windows, 20);
+    assert_eq!(s.samples["conversational"], 10);
+    // Neither their turns (context) nor my replies to them (learned): not one
+    // example comes from those conversations.
+    for e in set.train.iter().chain(&set.val) {
+        assert!(e.conversation != bob && e.conversation != carol);
+    }
+    // The list says where each entry comes from; you cannot be on it.
+    let list = twin::privacy::never_train::report(&store, &o.never_train, None).unwrap();
+    let from: Vec<(&str, &str)> = list
+        .contacts
+        .iter()
+        .map(|e| (e.name.as_str(), e.from))
+        .collect();
+    assert!(from.contains(&("Bob Smith", "store")) && from.contains(&("Carol Jones", "config")));
+    assert!(twin::privacy::never_train::add(&store, "Jo", &[]).is_err());
+    let err = twin::privacy::never_train::remove(&store, "Carol Jones", &o.never_train, "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("c.toml"), "{err}");
+    let err = twin::privacy::never_train::add(&store, "Nobody", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("twin contacts"), "{err}");
+
+    // Taken off the list, Bob trains again.
+    twin::privacy::never_train::remove(&store, "Bob Smith", &[], "c.toml").unwrap();
+    let set = dataset::build(&store, &model, &dir.path().join("sets"), &options(), &ctx).unwrap();
+    assert_eq!(set.stats.never_train_windows, 0);
+    assert!(
+        set.train
+            .iter()
+            .chain(&set.val)
+            .any(|e| e.conversation == bob)
+    );
+}
+
+#[test]
+fn forgetting_a_contact_marks_adapters_trained_on_them_stale_and_drops_their_sets() {
+    use twin::train::registry::{self, AdapterRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, model) = setup(dir.path());
+    let (ctx, _rx, _c) = JobCtx::detached("dataset");
+    let set = dataset::build(&store, &model, &dir.path().join("sets"), &options(), &ctx).unwrap();
+    let set_file = dir.path().join("sets").join(format!("{}.json", set.hash));
+    assert!(set_file.is_file());
+    let adapter = |id: &str, hash: &str| AdapterRecord {
+        id: id.into(),
+        path: dir.path().join(format!("{id}.gguf")),
+        base: model.clone(),
+        base_hash: "b".into(),
+        dataset_hash: hash.into(),
+        config: Default::default(),
+        steps: 2,
+        final_loss: None,
+        val_loss: None,
+        run: "r1".into(),
+        parent: None,
+        created_ms: 1,
+        active: true,
+        stale: false,
+        stale_reason: None,
+    };
+    registry::add_adapter(&store, &adapter("a1", &set.hash)).unwrap();
+    registry::add_adapter(&store, &adapter("a2", "another set")).unwrap();
+
+    twin::privacy::forget::register(Box::new(registry::ForgetCascade));
+    let bob = twin::ingest::contacts::find(&store, "Bob Smith")
+        .unwrap()
+        .unwrap();
+    let zone = Zone::parse("UTC").unwrap();
+    let plan = twin::privacy::forget::plan(&store, &bob, zone).unwrap();
+    assert_eq!(plan.removed["adapters marked stale"], 1);
+    assert_eq!(plan.named["stale_adapters"], vec!["a1".to_string()]);
+    assert!(
+        !registry::adapters(&store).unwrap()[0].stale,
+        "a plan changes nothing"
+    );
+
+    let r = twin::privacy::forget::apply(&store, &bob, zone, 30 * 60_000, &ctx).unwrap();
+    assert_eq!(r.named["stale_adapters"], vec!["a1".to_string()]);
+    assert_eq!(r.removed["training sets"], 1);
+    let shown = r.to_string();
+    assert!(
+        shown.contains("a1") && shown.contains("twin train"),
+        "{shown}"
+    );
+    let all = registry::adapters(&store).unwrap();
+    assert!(all[0].stale && !all[1].stale);
+    let reason = all[0].stale_reason.clone().unwrap();
+    assert!(
+        reason.contains("forgot") && !reason.contains("Bob"),
+        "{reason}"
+    );
+    // `twin adapters` shows it, with the reason and the retrain.
+    let listed = twin::train::run::adapters(&store, &twin::train::run::AdaptersCmd::List)
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.contains("stale") && listed.contains(&reason),
+        "{listed}"
+    );
+    assert!(listed.contains("twin dataset build"), "{listed}");
+    // Their training set is gone, file and record; a new build has none of them.
+    assert!(!set_file.exists());
+    assert!(dataset::latest(&store).unwrap().is_none());
+    let again = dataset::build(&store, &model, &dir.path().join("sets"), &options(), &ctx).unwrap();
+    assert_eq!(again.stats.windows, 20);
 }

@@ -96,6 +96,7 @@ fn setup(dir: &Path, base: PathBuf, strategies: Vec<Strategy>, steps: u64) -> Se
             validation: 0.34,
             system_prompt: "You are Jo.".into(),
             seed: 3,
+            never_train: Vec::new(),
         },
         run: RunConfig {
             lora: LoraConfig {

@@ -37,6 +37,7 @@ pub enum Action {
     MergeContacts,
     SplitContact,
     ForgetContact,
+    NeverTrainContact,
     BuildDataset,
     StartTraining,
     ResumeTraining,
@@ -248,6 +249,10 @@ impl Action {
         (
             Action::ForgetContact,
             "forget the selected contact everywhere (shows what goes, asks first)",
+        ),
+        (
+            Action::NeverTrainContact,
+            "never train on the selected contact (again: train on them again)",
         ),
         (
             Action::BuildDataset,

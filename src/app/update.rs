@@ -47,6 +47,8 @@ pub enum Effect {
     PlanForget(Id),
     /// Forget this contact everywhere (confirmed).
     Forget(Id),
+    /// Put this contact on the never-train list, or take them off it.
+    ToggleNeverTrain(Id),
     /// Run the check-in scheduler once (a `checkin` job delivers what is due).
     CheckinTick,
     /// Re-read upcoming check-ins, history and the next wake-up, then send `Action::Checkins`.
@@ -261,6 +263,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 None => state.notify(
                     Level::Info,
                     "open the contacts list (c) and select who to forget",
+                ),
+            }
+        }
+        Action::NeverTrainContact => {
+            let row = state
+                .contacts
+                .as_ref()
+                .zip(state.ingest.as_ref())
+                .and_then(|(v, i)| i.contacts.get(v.selected));
+            match row {
+                Some(r) if r.me => state.notify(
+                    Level::Info,
+                    "the twin learns from your own words: choose someone else",
+                ),
+                Some(r) => return vec![Effect::ToggleNeverTrain(r.key)],
+                None => state.notify(
+                    Level::Info,
+                    "open the contacts list (c) and select who never to train on",
                 ),
             }
         }

@@ -96,10 +96,14 @@ pub struct ContactRow {
     pub names: Vec<String>,
     pub handles: Vec<String>,
     pub formats: Vec<super::Format>,
+    /// On the store's never-train list (`twin privacy never-train`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub never_train: bool,
 }
 
 impl ContactsReport {
     pub fn new(store: &Store, merged: Option<MergeReport>) -> Result<ContactsReport, StoreError> {
+        let never = crate::privacy::never_train::stored(store)?;
         let contacts = list(store)?
             .into_iter()
             .map(|c| ContactRow {
@@ -115,6 +119,7 @@ impl ContactsReport {
                     .map(|h| super::identity::display_identity(h))
                     .collect(),
                 formats: c.formats,
+                never_train: never.contains(&c.id),
             })
             .collect();
         Ok(ContactsReport { contacts, merged })

@@ -174,8 +174,12 @@ pub struct Summary {
     pub conversations: u64,
     pub contacts: u64,
     pub documents: u64,
-    /// Malformed records and files that could not be read.
+    /// Malformed records and files that could not be read, and messages of
+    /// forgotten contacts.
     pub skipped: u64,
+    /// Messages skipped because they are of a contact you forgot (in `skipped` too).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub forgotten: u64,
     pub errors: Vec<ErrorEntry>,
     pub files: Vec<FileSummary>,
     /// Files no importer recognised.
@@ -479,6 +483,10 @@ struct State {
     /// When the run began with no messages stored: every message key this run
     /// stored, so "is it new?" needs no lookup in sled.
     stored: Option<HashSet<[u8; 16], BuildHasherDefault<KeyHasher>>>,
+    /// Forgotten people and conversations: their messages are skipped.
+    tombstones: crate::privacy::tombstone::Tombstones,
+    /// Whether an author (format, name, handle) is forgotten, once per author.
+    forgotten_authors: HashMap<(Format, String, Option<String>), bool>,
 }
 
 impl State {
@@ -504,6 +512,8 @@ impl State {
             contacts,
             conversations: HashMap::new(),
             stored,
+            tombstones: crate::privacy::tombstone::Tombstones::load(store)?,
+            forgotten_authors: HashMap::new(),
         })
     }
 
@@ -632,6 +642,7 @@ fn import_unit(
         documents: 0,
         voice: Vec::new(),
         unit_file: unit.files.first().cloned().unwrap_or_default(),
+        forgotten: 0,
     };
     // The importer parses on its own thread while this one stores what it
     // has read (two cores: parsing and sled's write path overlap).
@@ -695,6 +706,18 @@ fn import_unit(
     summary.service += reader.service;
     summary.documents += sink.documents;
     summary.skipped += reader.problems.len() as u64;
+    if sink.forgotten > 0 {
+        summary.skipped += sink.forgotten;
+        summary.forgotten += sink.forgotten;
+        summary.errors.push(ErrorEntry {
+            file: label.clone(),
+            line: None,
+            reason: format!(
+                "forgotten contact: {} messages skipped (`twin forget contact --undo NAME` lets them back)",
+                sink.forgotten
+            ),
+        });
+    }
     for p in reader.problems {
         if summary.errors.len() < MAX_ERRORS_LISTED {
             summary.errors.push(ErrorEntry {
@@ -888,9 +911,37 @@ struct StoreSink<'a> {
     voice: Vec<super::voice_notes::Pending>,
     /// The unit's first file (attachment names are relative to its folder).
     unit_file: PathBuf,
+    /// Messages of forgotten contacts or conversations, skipped.
+    forgotten: u64,
 }
 
 impl StoreSink<'_> {
+    /// Whether a message belongs to someone (or a conversation) the user forgot.
+    fn is_forgotten(
+        &mut self,
+        m: &RawMessage,
+        conversation: Id,
+        ids: &[String],
+        is_me: bool,
+    ) -> bool {
+        let t = &self.state.tombstones;
+        if t.is_empty() {
+            return false;
+        }
+        if t.contains(&crate::privacy::tombstone::conversation_identity(
+            conversation,
+        )) {
+            return true;
+        }
+        let author = (self.format, m.author.name.clone(), m.author.handle.clone());
+        if let Some(&known) = self.state.forgotten_authors.get(&author) {
+            return known;
+        }
+        let forgotten = !is_me && t.any(ids);
+        self.state.forgotten_authors.insert(author, forgotten);
+        forgotten
+    }
+
     fn resolve_author(&self, ids: &[String], is_me: bool) -> (Id, bool) {
         if is_me {
             return (identity::me_id(), true);
@@ -938,6 +989,10 @@ impl StoreSink<'_> {
             raw: m,
             ..
         } = p;
+        if self.is_forgotten(&m, conversation, &identities, is_me) {
+            self.forgotten += 1;
+            return;
+        }
         if self.conversations.insert(conversation)
             && let Err(e) = self.state.load_conversation(self.store, conversation)
         {

@@ -584,9 +584,48 @@ pub fn run(ctx: &JobCtx, opts: Options, input: Input) -> anyhow::Result<ChatSumm
         }
         _ => None,
     };
-    let adapter = opts.engine.config.adapter.clone();
+    let mut adapter = opts.engine.config.adapter.clone();
+    // Without chat.adapter, the adapter activated with `twin adapters
+    // activate` (sealed on an encrypted store: decrypted into memory to load).
+    if adapter.is_none()
+        && let Some(store) = &store
+        && let Some(a) = crate::train::registry::adapters(store)?
+            .into_iter()
+            .find(|a| a.active)
+    {
+        if a.base != opts.engine.config.model {
+            ctx.log(
+                Level::Warn,
+                format!(
+                    "adapter {} was trained on {}, not the chat model {}: chatting with the bare model",
+                    a.id,
+                    a.base.display(),
+                    opts.engine.config.model.display()
+                ),
+            );
+        }
+        if a.stale {
+            ctx.log(
+                Level::Warn,
+                format!(
+                    "adapter {} is stale ({}); {}",
+                    a.id,
+                    a.stale_reason
+                        .as_deref()
+                        .unwrap_or("trained on data you forgot"),
+                    crate::train::registry::RETRAIN_HINT
+                ),
+            );
+        }
+        if a.base == opts.engine.config.model {
+            adapter = Some(a.path);
+        }
+    }
     let model_path = opts.engine.config.model.clone();
     let engine = opts.engine;
+    if adapter != engine.config.adapter {
+        engine.use_adapter(adapter.clone())?;
+    }
     let c = Context {
         base_system: &opts.system_prompt,
         persona: &persona,

@@ -48,14 +48,15 @@ impl Direct {
     /// Apply the LoRA adapter at `path` (scale 1) to later [`Direct::logits`] calls.
     pub fn set_adapter(&mut self, path: &Path) -> Result<(), EngineError> {
         check_adapter(path, &self.gguf)?;
-        let a = self
-            .model
-            .lora_adapter_init(path)
-            .map_err(|e| EngineError::WrongAdapter {
-                adapter: path.to_path_buf(),
-                model: self.gguf.path.clone(),
-                why: format!("llama.cpp refused it ({e})"),
-            })?;
+        let file = super::engine::AdapterFile::open(path)?;
+        let a =
+            self.model
+                .lora_adapter_init(file.path())
+                .map_err(|e| EngineError::WrongAdapter {
+                    adapter: path.to_path_buf(),
+                    model: self.gguf.path.clone(),
+                    why: format!("llama.cpp refused it ({e})"),
+                })?;
         self.adapter = Some(a);
         Ok(())
     }

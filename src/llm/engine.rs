@@ -522,6 +522,55 @@ pub fn inspect_model(config: &EngineConfig) -> Result<(Gguf, Template), EngineEr
     Ok((gguf, template))
 }
 
+/// An adapter file as llama.cpp can read it: the file itself, or, for an
+/// adapter sealed by an encrypted store, its plain bytes in an anonymous
+/// in-memory file ([`crate::privacy::memfile`]): decrypted adapters never
+/// touch the disk. Drop it once llama.cpp has loaded the adapter (it copies
+/// the tensors into its own buffers).
+pub struct AdapterFile {
+    path: PathBuf,
+    _mem: Option<crate::privacy::memfile::MemFile>,
+}
+
+impl AdapterFile {
+    pub fn open(adapter: &Path) -> Result<AdapterFile, EngineError> {
+        use std::io::Read;
+        let load = |why: String| EngineError::Load {
+            path: adapter.to_path_buf(),
+            why,
+        };
+        let mut head = [0u8; 8];
+        let sealed = std::fs::File::open(adapter)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok()
+            && &head == crate::store::crypt::FILE_MAGIC;
+        if !sealed {
+            return Ok(AdapterFile {
+                path: adapter.to_path_buf(),
+                _mem: None,
+            });
+        }
+        let bytes = std::fs::read(adapter).map_err(|e| load(e.to_string()))?;
+        let plain = crate::store::crypt::open_file_any(&bytes).map_err(|e| load(e.to_string()))?;
+        let fallback = std::env::temp_dir().join(format!("twin-{}", unsafe { libc::getuid() }));
+        let mem = crate::privacy::memfile::MemFile::new("twin-adapter", &plain, &fallback)
+            .map_err(|e| load(format!("cannot hold the decrypted adapter: {e}")))?;
+        if !mem.in_memory() {
+            tracing::warn!(
+                "no in-memory file here: the decrypted adapter sits in a private temporary file until llama.cpp has read it"
+            );
+        }
+        Ok(AdapterFile {
+            path: mem.path().to_path_buf(),
+            _mem: Some(mem),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Check that `adapter` is a LoRA adapter made for the model `base`.
 pub fn check_adapter(adapter: &Path, base: &Gguf) -> Result<(), EngineError> {
     let wrong = |why: String| EngineError::WrongAdapter {
@@ -532,7 +581,8 @@ pub fn check_adapter(adapter: &Path, base: &Gguf) -> Result<(), EngineError> {
     if !adapter.is_file() {
         return Err(wrong("the adapter file does not exist".into()));
     }
-    let a = Gguf::open(adapter)?;
+    let file = AdapterFile::open(adapter)?;
+    let a = Gguf::open(file.path())?;
     if !a.is_adapter() {
         return Err(EngineError::NotAnAdapter {
             path: adapter.to_path_buf(),
@@ -652,8 +702,9 @@ fn init_adapter(
     base: &Gguf,
 ) -> Result<LlamaLoraAdapter, EngineError> {
     check_adapter(path, base)?;
+    let file = AdapterFile::open(path)?;
     model
-        .lora_adapter_init(path)
+        .lora_adapter_init(file.path())
         .map_err(|e| EngineError::WrongAdapter {
             adapter: path.to_path_buf(),
             model: base.path.clone(),

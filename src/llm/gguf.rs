@@ -729,6 +729,13 @@ impl Writer {
     }
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut w = BufWriter::new(File::create(path)?);
+        w.write_all(&self.to_bytes())?;
+        w.flush()
+    }
+
+    /// The whole file in memory.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut header = Vec::new();
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&3u32.to_le_bytes());
@@ -750,16 +757,14 @@ impl Writer {
             header.extend_from_slice(&offset.to_le_bytes());
             offset = (offset + data.len() as u64).next_multiple_of(DEFAULT_ALIGNMENT);
         }
-        let mut w = BufWriter::new(File::create(path)?);
-        w.write_all(&header)?;
-        let mut pos = header.len() as u64;
+        let mut w = header;
         for (_, _, _, data) in &self.tensors {
+            let pos = w.len() as u64;
             let pad = pos.next_multiple_of(DEFAULT_ALIGNMENT) - pos;
-            w.write_all(&vec![0; pad as usize])?;
-            w.write_all(data)?;
-            pos += pad + data.len() as u64;
+            w.extend(std::iter::repeat_n(0u8, pad as usize));
+            w.extend_from_slice(data);
         }
-        w.flush()
+        w
     }
 }
 

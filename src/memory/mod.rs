@@ -768,10 +768,22 @@ impl Memories {
 
     /// Forget one memory: it leaves search, the store and future training sets.
     pub fn forget(&self, id: u64) -> Result<Memory, MemoryError> {
+        Ok(self.forget_marking(id)?.0)
+    }
+
+    /// [`Memories::forget`], also returning the adapters that went stale
+    /// because they were trained on its source messages.
+    pub fn forget_marking(&self, id: u64) -> Result<(Memory, Vec<String>), MemoryError> {
         let m = self.get(id)?.ok_or(MemoryError::NotFound(id))?;
         self.remove(&[id], true)?;
         self.save()?;
-        Ok(m)
+        let sources: HashSet<[u8; 16]> = m
+            .provenance
+            .iter()
+            .filter_map(|p| p.message_key())
+            .collect();
+        let stale = crate::train::registry::stale_after_forgetting_memory(&self.store, &sources)?;
+        Ok((m, stale))
     }
 
     pub fn set_pinned(&self, id: u64, pinned: bool) -> Result<Memory, MemoryError> {
@@ -1270,13 +1282,13 @@ impl crate::privacy::forget::Cascade for ForgetCascade {
         &self,
         store: &Store,
         t: &crate::privacy::forget::Target,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    ) -> anyhow::Result<crate::privacy::forget::Part> {
         let doomed = Self::doomed(store, t)?;
         let vectors = doomed.iter().filter(|m| m.slot.is_some()).count() as u64;
-        Ok([
+        Ok(std::collections::BTreeMap::from([
             ("memories".to_string(), doomed.len() as u64),
             ("vectors".to_string(), vectors),
-        ]
+        ])
         .into())
     }
 
@@ -1284,7 +1296,7 @@ impl crate::privacy::forget::Cascade for ForgetCascade {
         &self,
         store: &Store,
         t: &crate::privacy::forget::Target,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    ) -> anyhow::Result<crate::privacy::forget::Part> {
         let doomed = Self::doomed(store, t)?;
         let mut vectors = 0u64;
         for chunk in doomed.chunks(256) {
@@ -1301,10 +1313,10 @@ impl crate::privacy::forget::Cascade for ForgetCascade {
                 Ok(n)
             })?;
         }
-        Ok([
+        Ok(std::collections::BTreeMap::from([
             ("memories".to_string(), doomed.len() as u64),
             ("vectors".to_string(), vectors),
-        ]
+        ])
         .into())
     }
 }

@@ -297,6 +297,9 @@ pub struct ChangeReport {
     pub memory: MemoryView,
     /// Source messages now excluded from training sets (forget).
     pub excluded_sources: usize,
+    /// Adapters trained on those messages, now stale (forget).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_adapters: Vec<String>,
 }
 
 impl fmt::Display for ChangeReport {
@@ -307,6 +310,14 @@ impl fmt::Display for ChangeReport {
                 f,
                 "; its {} source messages are left out of training from now on",
                 self.excluded_sources
+            )?;
+        }
+        if !self.stale_adapters.is_empty() {
+            write!(
+                f,
+                "\nadapters trained on them are now stale: {}; {}",
+                self.stale_adapters.join(", "),
+                crate::train::registry::RETRAIN_HINT
             )?;
         }
         Ok(())

@@ -47,9 +47,37 @@ pub struct Target {
 pub trait Cascade: Send + Sync {
     fn name(&self) -> &'static str;
     /// What would go, as counts per kind ("memories", "vectors", "adapters marked stale").
-    fn plan(&self, store: &Store, target: &Target) -> anyhow::Result<BTreeMap<String, u64>>;
+    fn plan(&self, store: &Store, target: &Target) -> anyhow::Result<Part>;
     /// Remove it; returns the same counts for what went.
-    fn apply(&self, store: &Store, target: &Target) -> anyhow::Result<BTreeMap<String, u64>>;
+    fn apply(&self, store: &Store, target: &Target) -> anyhow::Result<Part>;
+}
+
+/// A cascade's share of a [`ForgetReport`]: counts per kind, and the things it
+/// names (e.g. "stale_adapters": the ids of adapters trained on them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Part {
+    pub counts: BTreeMap<String, u64>,
+    pub named: BTreeMap<String, Vec<String>>,
+}
+
+impl From<BTreeMap<String, u64>> for Part {
+    fn from(counts: BTreeMap<String, u64>) -> Part {
+        Part {
+            counts,
+            named: BTreeMap::new(),
+        }
+    }
+}
+
+impl ForgetReport {
+    fn add(&mut self, part: Part) {
+        for (k, n) in part.counts {
+            *self.removed.entry(k).or_default() += n;
+        }
+        for (k, v) in part.named {
+            self.named.entry(k).or_default().extend(v);
+        }
+    }
 }
 
 fn registry() -> &'static Mutex<Vec<Box<dyn Cascade>>> {
@@ -76,6 +104,12 @@ pub struct ForgetReport {
     pub removed: BTreeMap<String, u64>,
     /// Conversations that stay (with others in them) but lost their messages.
     pub conversations_changed: u64,
+    /// What cascades name: "stale_adapters" (ids of adapters trained on them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub named: BTreeMap<String, Vec<String>>,
+    /// Identities (numbers, addresses, ids, names) and conversations that
+    /// later imports skip (see [`super::tombstone`]).
+    pub tombstones: u64,
 }
 
 impl std::fmt::Display for ForgetReport {
@@ -100,7 +134,22 @@ impl std::fmt::Display for ForgetReport {
             } else {
                 what.join(", ")
             }
-        )
+        )?;
+        if let Some(ids) = self.named.get("stale_adapters").filter(|v| !v.is_empty()) {
+            write!(
+                f,
+                "\nadapters trained on them {} stale: {}; retrain with `twin dataset build` then `twin train`",
+                if self.dry_run { "would go" } else { "are now" },
+                ids.join(", ")
+            )?;
+        }
+        if !self.dry_run && self.tombstones > 0 {
+            write!(
+                f,
+                "\nlater imports skip their messages (`twin forget contact --undo NAME` lifts that)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -215,18 +264,19 @@ pub fn plan(store: &Store, contact: &Contact, zone: Zone) -> anyhow::Result<Forg
     );
     removed.insert("activity_days".into(), days_of(&plans, zone).len() as u64);
     removed.insert("contacts".into(), 1);
-    for c in registry().lock().expect("cascade registry").iter() {
-        for (k, n) in c.plan(store, &target)? {
-            *removed.entry(k).or_default() += n;
-        }
-    }
-    Ok(ForgetReport {
+    let mut report = ForgetReport {
         contact: contact.name.clone(),
         id: format!("{:016x}", contact.id),
         dry_run: true,
         removed,
         conversations_changed: plans.iter().filter(|p| !p.whole).count() as u64,
-    })
+        named: BTreeMap::new(),
+        tombstones: identities_of(store, contact, &target)?.len() as u64,
+    };
+    for c in registry().lock().expect("cascade registry").iter() {
+        report.add(c.plan(store, &target)?);
+    }
+    Ok(report)
 }
 
 /// Forget `contact` everywhere. `window_gap_ms` and `zone` are ingest's, so
@@ -246,6 +296,10 @@ pub fn apply(
     }
     let plans = conv_plans(store, contact.id)?;
     let target = target_of(contact, &plans);
+    // Tombstones first: an import racing this forget, or a forget cut short,
+    // never lets them back in.
+    let identities = identities_of(store, contact, &target)?;
+    let tombstones = super::tombstone::bury(store, &identities)?;
     let mut removed: BTreeMap<String, u64> = BTreeMap::new();
     let me = crate::ingest::identity::me_id();
     let mut my_removed = 0u64;
@@ -315,18 +369,48 @@ pub fn apply(
     if crate::ingest::profile::Profile::load(store)?.is_some() {
         crate::ingest::profile::rebuild(store, zone)?;
     }
-    for c in registry().lock().expect("cascade registry").iter() {
-        for (k, n) in c.apply(store, &target)? {
-            *removed.entry(k).or_default() += n;
-        }
-    }
-    Ok(ForgetReport {
+    let mut report = ForgetReport {
         contact: contact.name.clone(),
         id: format!("{:016x}", contact.id),
         dry_run: false,
         removed,
         conversations_changed: plans.iter().filter(|p| !p.whole).count() as u64,
-    })
+        named: BTreeMap::new(),
+        tombstones,
+    };
+    for c in registry().lock().expect("cascade registry").iter() {
+        report.add(c.apply(store, &target)?);
+    }
+    Ok(report)
+}
+
+/// Every identity later imports could match them by: their aliases (phone,
+/// e-mail, platform ids, names as identity wrote them), their names and
+/// handles, and the conversations that were only with them.
+fn identities_of(store: &Store, contact: &Contact, target: &Target) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for k in aliases_of(store, contact.id)? {
+        // `a` + identity + NUL (Key::str).
+        if k.len() >= 2 {
+            out.push(String::from_utf8_lossy(&k[1..k.len() - 1]).into_owned());
+        }
+    }
+    for (n, _) in &contact.names {
+        let n = crate::ingest::identity::normalize_name(n);
+        if !n.is_empty() {
+            out.push(format!("name:{n}"));
+        }
+    }
+    out.extend(contact.handles.iter().cloned());
+    out.extend(
+        target
+            .conversations
+            .iter()
+            .map(|c| super::tombstone::conversation_identity(*c)),
+    );
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Message count check used by tests and `plan`: how many stored messages `contact` wrote.

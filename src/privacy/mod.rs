@@ -14,6 +14,9 @@
 
 pub mod bundle;
 pub mod forget;
+pub mod memfile;
+pub mod never_train;
+pub mod tombstone;
 pub mod value;
 
 use std::collections::HashSet;

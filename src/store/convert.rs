@@ -173,7 +173,7 @@ pub fn init_encrypted(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<S
     }
     let dk = crypt::random::<32>()?;
     store.set_crypt_header(&crypt::wrap(&dk, pass, kdf)?)?;
-    store.crypt = Some(crypt::Crypt::new(&dk));
+    store.crypt = Some(std::sync::Arc::new(crypt::Crypt::new(&dk)));
     migrate::run(&store, migrate::MIGRATIONS)?;
     Ok(store)
 }

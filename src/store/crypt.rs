@@ -412,6 +412,34 @@ pub(crate) fn data_key(
     Ok(dk)
 }
 
+/// Open a sealed file (`twinseal` header) with the data key of any store this
+/// process has unlocked: for code that loads such a file by path without the
+/// store at hand (llama.cpp loading an adapter). A plain file comes back as it is.
+pub fn open_file_any(bytes: &[u8]) -> Result<Vec<u8>, CryptError> {
+    if !bytes.starts_with(FILE_MAGIC) {
+        return Ok(bytes.to_vec());
+    }
+    let keys: Vec<[u8; 32]> = unlock()
+        .lock()
+        .expect("unlock lock")
+        .keys
+        .values()
+        .copied()
+        .collect();
+    for k in &keys {
+        if let Ok(plain) = Crypt::new(k).open(FILE_MAGIC, &bytes[FILE_MAGIC.len()..], "a file") {
+            return Ok(plain);
+        }
+    }
+    Err(CryptError::Tampered {
+        what: if keys.is_empty() {
+            "a sealed file: open its encrypted store first (give the passphrase)".into()
+        } else {
+            "a sealed file of another store".into()
+        },
+    })
+}
+
 /// Forget cached data keys (after a rekey, so the old passphrase stops working here too).
 pub(crate) fn forget_cached_keys() {
     unlock().lock().expect("unlock lock").keys.clear();

@@ -158,7 +158,7 @@ pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     dir: PathBuf,
-    crypt: Option<crypt::Crypt>,
+    crypt: Option<std::sync::Arc<crypt::Crypt>>,
     _lock: lock::LockFile,
 }
 
@@ -283,7 +283,7 @@ impl Store {
     fn unlock(mut self, pass: Option<&Passphrase>) -> Result<Store, StoreError> {
         if let Some(header) = self.crypt_header()? {
             let dk = crypt::data_key(&header, pass, &self.dir.display().to_string())?;
-            self.crypt = Some(crypt::Crypt::new(&dk));
+            self.crypt = Some(std::sync::Arc::new(crypt::Crypt::new(&dk)));
         }
         Ok(self)
     }
@@ -326,36 +326,20 @@ impl Store {
     /// Seal bytes for a file beside the store: encrypted (with a `twinseal`
     /// header) when the store is, unchanged otherwise.
     pub fn seal(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-        match &self.crypt {
-            None => Ok(bytes.to_vec()),
-            Some(c) => {
-                let mut out = crypt::FILE_MAGIC.to_vec();
-                out.extend(c.seal(crypt::FILE_MAGIC, bytes)?);
-                Ok(out)
-            }
-        }
+        self.sealer().seal(bytes)
     }
 
     /// Open what [`Store::seal`] made. A plain file given to an encrypted store
     /// is refused (it would mean something was written beside the store unsealed).
     pub fn open_sealed(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let sealed = bytes.starts_with(crypt::FILE_MAGIC);
-        match (&self.crypt, sealed) {
-            (None, false) => Ok(bytes.to_vec()),
-            (None, true) => Err(CryptError::Tampered {
-                what: "a sealed file given to a store that is not encrypted".into(),
-            }
-            .into()),
-            (Some(_), false) => Err(CryptError::Tampered {
-                what: "a plain file beside an encrypted store".into(),
-            }
-            .into()),
-            (Some(c), true) => Ok(c.open(
-                crypt::FILE_MAGIC,
-                &bytes[crypt::FILE_MAGIC.len()..],
-                "a file beside the store",
-            )?),
-        }
+        self.sealer().open(bytes)
+    }
+
+    /// What seals and opens this store's files, for work that keeps files
+    /// elsewhere (training sets, checkpoints, adapters) and runs without the
+    /// store at hand.
+    pub fn sealer(&self) -> Sealer {
+        Sealer(self.crypt.clone())
     }
 
     /// Write `name` (a plain file name) in [`Store::files_dir`], sealed, atomically.
@@ -689,6 +673,94 @@ fn context(tree: Tree, stored_key: &[u8]) -> Vec<u8> {
     c.push(0);
     c.extend_from_slice(stored_key);
     c
+}
+
+/// Seals files kept outside the store's own folder (training sets,
+/// checkpoints, adapters) the way [`Store::seal`] does: encrypted under the
+/// store's data key when the store is encrypted, unchanged otherwise.
+#[derive(Clone, Default)]
+pub struct Sealer(Option<std::sync::Arc<crypt::Crypt>>);
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Sealer({})",
+            if self.0.is_some() {
+                "encrypted"
+            } else {
+                "plain"
+            }
+        )
+    }
+}
+
+impl Sealer {
+    /// A sealer that leaves files as they are (a store that is not encrypted).
+    pub fn plain() -> Sealer {
+        Sealer(None)
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn seal(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match &self.0 {
+            None => Ok(bytes.to_vec()),
+            Some(c) => {
+                let mut out = crypt::FILE_MAGIC.to_vec();
+                out.extend(c.seal(crypt::FILE_MAGIC, bytes)?);
+                Ok(out)
+            }
+        }
+    }
+
+    pub fn open(&self, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let sealed = bytes.starts_with(crypt::FILE_MAGIC);
+        match (&self.0, sealed) {
+            (None, false) => Ok(bytes.to_vec()),
+            (None, true) => Err(CryptError::Tampered {
+                what: "a sealed file given to a store that is not encrypted".into(),
+            }
+            .into()),
+            (Some(_), false) => Err(CryptError::Tampered {
+                what: "a plain file beside an encrypted store".into(),
+            }
+            .into()),
+            (Some(c), true) => Ok(c.open(
+                crypt::FILE_MAGIC,
+                &bytes[crypt::FILE_MAGIC.len()..],
+                "a file beside the store",
+            )?),
+        }
+    }
+
+    /// Write `bytes` sealed to `path`, private (0600) and atomically (a
+    /// reader never sees half a file).
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            crate::paths::create_private_dir(dir).map_err(io)?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        crate::paths::write_private(&tmp, &self.seal(bytes)?).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Read and open `path`.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, StoreError> {
+        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.open(&bytes)
+    }
 }
 
 /// One tree, read through the store (opened when encrypted).

@@ -13,6 +13,24 @@ use crate::llm::gguf::{Value, Writer};
 
 /// Write `lora` (trained on a base of `architecture`) as a GGUF adapter at `path`.
 pub fn export(lora: &Lora, architecture: &str, name: &str, path: &Path) -> Result<(), TrainError> {
+    export_sealed(
+        lora,
+        architecture,
+        name,
+        path,
+        &crate::store::Sealer::plain(),
+    )
+}
+
+/// [`export`], sealed by `sealer` (an encrypted store's adapters are
+/// encrypted at rest; chat decrypts them into memory to load them).
+pub fn export_sealed(
+    lora: &Lora,
+    architecture: &str,
+    name: &str,
+    path: &Path,
+    sealer: &crate::store::Sealer,
+) -> Result<(), TrainError> {
     let mut w = Writer::new();
     w.kv("general.architecture", Value::Str(architecture.into()))
         .kv("general.type", Value::Str("adapter".into()))
@@ -32,19 +50,12 @@ pub fn export(lora: &Lora, architecture: &str, name: &str, path: &Path) -> Resul
             );
         }
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    // Written beside and renamed, so a reader never sees half an adapter.
-    let tmp = path.with_extension("gguf.partial");
-    w.write(&tmp)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| TrainError::Io {
+    // Written beside and renamed (Sealer::write), so a reader never sees half an adapter.
+    sealer
+        .write(path, &w.to_bytes())
+        .map_err(|e| TrainError::Io {
             path: path.to_path_buf(),
-            source,
+            source: std::io::Error::other(e.to_string()),
         })
 }
 

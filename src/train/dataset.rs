@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::trainer::Example;
 use crate::ingest::identity::me_id;
-use crate::ingest::records::{Contact, Message as Stored, Window};
+use crate::ingest::records::{Contact, Id, Message as Stored, Window};
 use crate::jobs::{JobCtx, Level};
 use crate::llm::direct::Direct;
 use crate::llm::{Message, Role};
@@ -64,6 +64,9 @@ pub struct Options {
     /// The system prompt chat uses, so training sees what serving will.
     pub system_prompt: String,
     pub seed: u64,
+    /// `privacy.never_train` from config; the store's own list is added to it
+    /// ([`crate::privacy::never_train`]).
+    pub never_train: Vec<String>,
 }
 
 /// One example before tokenizing.
@@ -91,6 +94,9 @@ pub struct Stats {
     /// PII values replaced by placeholders.
     pub scrubbed: u64,
     pub self_qa_note: Option<String>,
+    /// Windows left out because a never-train contact wrote in them.
+    #[serde(default)]
+    pub never_train_windows: u64,
 }
 
 /// A built set, as saved.
@@ -122,27 +128,61 @@ impl Record for DatasetRecord {
     const TREE: Tree = Tree::Datasets;
 }
 
-/// Every window turned into samples by `strategies`.
+/// Every window turned into samples by `strategies` (leaving out windows of
+/// the store's never-train list).
 pub fn collect(
     store: &Store,
     strategies: &[Strategy],
     ctx: &JobCtx,
 ) -> anyhow::Result<(Vec<Sample>, u64)> {
+    let (never, _) = crate::privacy::never_train::ids(store, &[])?;
+    let c = collect_with(store, strategies, &never, ctx)?;
+    Ok((c.samples, c.windows))
+}
+
+/// What [`collect_with`] found.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub samples: Vec<Sample>,
+    pub windows: u64,
+    /// Windows left out because a never-train contact wrote in them.
+    pub never_train_windows: u64,
+    /// Keys of the messages the samples were cut from (the set's provenance:
+    /// forgetting one of them makes adapters trained on the set stale).
+    pub sources: HashSet<[u8; 16]>,
+}
+
+/// [`collect`] leaving out every window in which a contact of `never` wrote
+/// anything: their words, my replies in that session and the others' turns in it
+/// (see [`crate::privacy::never_train`]).
+pub fn collect_with(
+    store: &Store,
+    strategies: &[Strategy],
+    never: &HashSet<Id>,
+    ctx: &JobCtx,
+) -> anyhow::Result<Collected> {
     let me = me_id();
-    let mut out = Vec::new();
+    let mut out = Collected::default();
     let total = store.count(Tree::Windows)?;
-    let mut windows = 0;
     // Messages behind a memory the user forgot never train the twin.
     let forgotten = crate::memory::Memories::forgotten_messages(store);
     for kv in store.scan::<Window>([]) {
         ctx.check_cancelled()?;
         let (_, w) = kv?;
-        windows += 1;
-        ctx.progress(windows, Some(total), "windows");
+        out.windows += 1;
+        ctx.progress(out.windows, Some(total), "windows");
         if !w.authors.contains(&me) || w.authors.iter().all(|a| *a == me) {
             continue;
         }
+        if w.authors
+            .iter()
+            .any(|a| !crate::privacy::may_train_on(*a, never))
+        {
+            out.never_train_windows += 1;
+            continue;
+        }
         let mut msgs: Vec<(bool, String)> = Vec::new();
+        let mut keys = Vec::new();
         for (key, author) in w.messages.iter().zip(&w.authors) {
             if forgotten.contains(key) {
                 continue;
@@ -153,11 +193,16 @@ pub fn collect(
             let text = m.text.trim();
             if !text.is_empty() {
                 msgs.push((*author == me, text.to_string()));
+                keys.push(*key);
             }
         }
-        out.extend(from_window(w.conversation, &msgs, strategies));
+        let samples = from_window(w.conversation, &msgs, strategies);
+        if !samples.is_empty() {
+            out.sources.extend(keys);
+        }
+        out.samples.extend(samples);
     }
-    Ok((out, windows))
+    Ok(out)
 }
 
 /// Samples from one window's messages (`(mine, text)` in time order).
@@ -304,11 +349,29 @@ pub fn build(
     ctx: &JobCtx,
 ) -> anyhow::Result<Dataset> {
     let tok = Direct::open(model, true, 1)?;
-    let (mut samples, windows) = collect(store, &opts.strategies, ctx)?;
+    let (never, unknown) = crate::privacy::never_train::ids(store, &opts.never_train)?;
+    for u in &unknown {
+        ctx.log(
+            Level::Warn,
+            format!("privacy.never_train names `{u}`, which matches no contact; `twin contacts` lists them"),
+        );
+    }
+    let collected = collect_with(store, &opts.strategies, &never, ctx)?;
+    let mut samples = collected.samples;
     let mut stats = Stats {
-        windows,
+        windows: collected.windows,
+        never_train_windows: collected.never_train_windows,
         ..Stats::default()
     };
+    if collected.never_train_windows > 0 {
+        ctx.log(
+            Level::Info,
+            format!(
+                "{} conversation windows left out: a contact you never train on wrote in them",
+                collected.never_train_windows
+            ),
+        );
+    }
     if opts.strategies.contains(&Strategy::SelfQa) {
         let (pairs, note) = self_qa(store);
         if let Some(n) = &note {
@@ -398,11 +461,10 @@ pub fn build(
         val,
         preview,
     };
-    std::fs::create_dir_all(dir)?;
+    // Sealed on an encrypted store: the set holds my words (tokens and a
+    // rendered preview).
     let path = dir.join(format!("{hash}.json"));
-    let tmp = path.with_extension("json.partial");
-    std::fs::write(&tmp, serde_json::to_vec(&set)?)?;
-    std::fs::rename(&tmp, &path)?;
+    store.sealer().write(&path, &serde_json::to_vec(&set)?)?;
     let record = DatasetRecord {
         hash: hash.clone(),
         path,
@@ -411,8 +473,56 @@ pub fn build(
         stats: set.stats.clone(),
         created_ms: chrono::Utc::now().timestamp_millis(),
     };
-    store.write(|tx| tx.put(Key::new().str(&record.hash), &record))?;
+    let sources = provenance_bytes(&collected.sources);
+    store.write(|tx| {
+        tx.put(Key::new().str(&record.hash), &record)?;
+        tx.put_raw(Tree::Index, provenance_key(&record.hash), sources.clone())
+    })?;
     Ok(set)
+}
+
+/// The `index` key under which a set's provenance is kept: the first 8 bytes
+/// of every source message key, sorted (`rd` + hash; `index` prefixes `a`,
+/// `t`, `d`, `k`, `m` belong to others).
+pub fn provenance_key(hash: &str) -> Key {
+    Key::new().bytes(PROVENANCE_PREFIX).str(hash)
+}
+
+pub const PROVENANCE_PREFIX: &[u8] = b"rd";
+
+fn short(key: &[u8; 16]) -> u64 {
+    u64::from_be_bytes(key[..8].try_into().expect("8 bytes"))
+}
+
+fn provenance_bytes(sources: &HashSet<[u8; 16]>) -> Vec<u8> {
+    let mut v: Vec<u64> = sources.iter().map(short).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+/// The training sets (by hash) cut from any of `messages`.
+pub fn sets_using(
+    store: &Store,
+    messages: &HashSet<[u8; 16]>,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let wanted: HashSet<u64> = messages.iter().map(short).collect();
+    let mut out = Vec::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    for kv in store.tree(Tree::Index).scan_prefix(PROVENANCE_PREFIX) {
+        let (k, v) = kv?;
+        let hash = String::from_utf8_lossy(&k[PROVENANCE_PREFIX.len()..])
+            .trim_end_matches('\0')
+            .to_string();
+        if v.chunks_exact(8)
+            .any(|c| wanted.contains(&u64::from_be_bytes(c.try_into().expect("8 bytes"))))
+        {
+            out.push(hash);
+        }
+    }
+    Ok(out)
 }
 
 /// Tokenize `s`; a conversational sample that is too long loses its first turns
@@ -484,18 +594,38 @@ fn content_hash(train: &[Example], val: &[Example]) -> String {
 
 /// Read a saved set.
 pub fn load(path: &Path) -> anyhow::Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read dataset {}: {e}; build it again with `twin dataset build`",
-            path.display()
-        )
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(crate::store::crypt::open_file_any(&b)?))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read dataset {}: {e}; build it again with `twin dataset build`",
+                path.display()
+            )
+        })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "dataset {} is damaged ({e}); build it again with `twin dataset build`",
             path.display()
         )
     })
+}
+
+/// Delete the set `hash`: its file, its record and its provenance (forgetting
+/// a person removes the sets cut from their messages).
+pub fn delete(store: &Store, hash: &str) -> anyhow::Result<()> {
+    let key = Key::new().str(hash);
+    if let Some(r) = store.get::<DatasetRecord>(&key)?
+        && let Err(e) = std::fs::remove_file(&r.path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        anyhow::bail!("cannot delete training set {}: {e}", r.path.display());
+    }
+    store.write(|tx| {
+        tx.remove(Tree::Datasets, &key)?;
+        tx.remove(Tree::Index, provenance_key(hash))
+    })?;
+    Ok(())
 }
 
 /// The most recently built set's record.
@@ -565,6 +695,7 @@ mod tests {
             validation: 0.3,
             system_prompt: String::new(),
             seed: 1,
+            never_train: Vec::new(),
         };
         let all: HashSet<u64> = (0..1000).collect();
         let held = held_out(&all, &opts);

@@ -2,6 +2,7 @@
 //! hash, the dataset's hash, the settings, the metrics and the run that made
 //! each adapter. One adapter at most is active; chat asks [`active_path`].
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,14 @@ pub struct AdapterRecord {
     /// Trained on data that has since been forgotten: retrain before trusting it.
     #[serde(default)]
     pub stale: bool,
+    /// Why it is stale, in words ("trained on a contact you forgot on 2026-11-21").
+    #[serde(default)]
+    pub stale_reason: Option<String>,
 }
+
+/// What a stale adapter's owner should do.
+pub const RETRAIN_HINT: &str =
+    "retrain: `twin dataset build` then `twin train` (b then t in the Training pane)";
 
 impl Record for AdapterRecord {
     const TREE: Tree = Tree::Adapters;
@@ -147,8 +155,13 @@ pub fn delete(store: &Store, id: &str) -> Result<AdapterRecord, RegistryError> {
     Ok(a)
 }
 
-/// Mark adapters trained on `dataset_hash` as stale (forgetting calls this).
-pub fn mark_stale(store: &Store, dataset_hash: &str) -> Result<u64, StoreError> {
+/// Mark adapters trained on `dataset_hash` as stale, saying `reason`; returns
+/// the ids newly marked.
+pub fn mark_stale(
+    store: &Store,
+    dataset_hash: &str,
+    reason: &str,
+) -> Result<Vec<String>, StoreError> {
     let hit: Vec<AdapterRecord> = adapters(store)?
         .into_iter()
         .filter(|a| a.dataset_hash == dataset_hash && !a.stale)
@@ -157,11 +170,104 @@ pub fn mark_stale(store: &Store, dataset_hash: &str) -> Result<u64, StoreError> 
         for a in &hit {
             let mut a = a.clone();
             a.stale = true;
+            a.stale_reason = Some(reason.to_string());
             tx.put(Key::new().str(&a.id), &a)?;
         }
         Ok(())
     })?;
-    Ok(hit.len() as u64)
+    Ok(hit.into_iter().map(|a| a.id).collect())
+}
+
+/// Mark every adapter trained on a set cut from any of `messages` as stale
+/// (forgetting a memory or a contact calls this); returns the ids newly marked.
+pub fn mark_stale_for(
+    store: &Store,
+    messages: &HashSet<[u8; 16]>,
+    reason: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for hash in super::dataset::sets_using(store, messages)? {
+        out.extend(mark_stale(store, &hash, reason)?);
+    }
+    Ok(out)
+}
+
+/// Adapters not yet stale that [`mark_stale_for`] would mark.
+fn would_go_stale(store: &Store, messages: &HashSet<[u8; 16]>) -> Result<Vec<String>, StoreError> {
+    let sets: HashSet<String> = super::dataset::sets_using(store, messages)?
+        .into_iter()
+        .collect();
+    Ok(adapters(store)?
+        .into_iter()
+        .filter(|a| !a.stale && sets.contains(&a.dataset_hash))
+        .map(|a| a.id)
+        .collect())
+}
+
+fn today() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+/// Training's part of forgetting a person: adapters trained on their messages
+/// become stale (kept, marked, with a retrain offered), and the training sets
+/// cut from their messages are deleted (file, record and provenance), so no
+/// training file keeps their words.
+pub struct ForgetCascade;
+
+impl crate::privacy::forget::Cascade for ForgetCascade {
+    fn name(&self) -> &'static str {
+        "training"
+    }
+
+    fn plan(
+        &self,
+        store: &Store,
+        t: &crate::privacy::forget::Target,
+    ) -> anyhow::Result<crate::privacy::forget::Part> {
+        let stale = would_go_stale(store, &t.messages)?;
+        let sets = super::dataset::sets_using(store, &t.messages)?.len() as u64;
+        Ok(crate::privacy::forget::Part {
+            counts: [
+                ("adapters marked stale".to_string(), stale.len() as u64),
+                ("training sets".to_string(), sets),
+            ]
+            .into(),
+            named: [("stale_adapters".to_string(), stale)].into(),
+        })
+    }
+
+    fn apply(
+        &self,
+        store: &Store,
+        t: &crate::privacy::forget::Target,
+    ) -> anyhow::Result<crate::privacy::forget::Part> {
+        let reason = format!("trained on a contact you forgot on {}", today());
+        let stale = mark_stale_for(store, &t.messages, &reason)?;
+        let sets = super::dataset::sets_using(store, &t.messages)?;
+        for hash in &sets {
+            super::dataset::delete(store, hash)?;
+        }
+        Ok(crate::privacy::forget::Part {
+            counts: [
+                ("adapters marked stale".to_string(), stale.len() as u64),
+                ("training sets".to_string(), sets.len() as u64),
+            ]
+            .into(),
+            named: [("stale_adapters".to_string(), stale)].into(),
+        })
+    }
+}
+
+/// After forgetting a memory: adapters trained on its sources go stale.
+pub fn stale_after_forgetting_memory(
+    store: &Store,
+    sources: &HashSet<[u8; 16]>,
+) -> Result<Vec<String>, StoreError> {
+    mark_stale_for(
+        store,
+        sources,
+        &format!("trained on a memory you forgot on {}", today()),
+    )
 }
 
 /// What the Training pane shows: the latest training set, the runs (newest
@@ -219,6 +325,7 @@ mod tests {
             created_ms: 1,
             active: false,
             stale: false,
+            stale_reason: None,
         }
     }
 
@@ -257,7 +364,12 @@ mod tests {
         delete(&store, "a1").unwrap();
         assert!(!f1.exists());
         assert_eq!(store.count(Tree::Adapters).unwrap(), 1);
-        assert_eq!(mark_stale(&store, "d").unwrap(), 1);
+        assert_eq!(mark_stale(&store, "d", "why").unwrap(), vec!["a2"]);
         assert!(adapters(&store).unwrap()[0].stale);
+        assert_eq!(
+            adapters(&store).unwrap()[0].stale_reason.as_deref(),
+            Some("why")
+        );
+        assert!(mark_stale(&store, "d", "again").unwrap().is_empty());
     }
 }

@@ -61,6 +61,7 @@ impl Setup {
                 validation: t.validation,
                 system_prompt: config.chat.system_prompt.clone(),
                 seed: t.seed.max(0) as u64,
+                never_train: config.privacy.never_train.clone(),
             },
             run,
         })
@@ -280,7 +281,7 @@ pub fn train(
             ),
         );
     }
-    let outcome = trainer::train(
+    let outcome = trainer::train_sealed(
         &model,
         &lora,
         &data.train,
@@ -289,6 +290,7 @@ pub fn train(
         &record.hash,
         &run.dir,
         resume,
+        &store.sealer(),
         |m| {
             let mut metrics = vec![
                 ("loss", m.loss),
@@ -334,7 +336,13 @@ pub fn train(
     let id = format!("a{}", chrono::Utc::now().timestamp_millis());
     let path = setup.adapters_dir.join(format!("{id}.gguf"));
     let name = format!("twin LoRA {id} (run {})", run.id);
-    super::adapter::export(&lora, &model.config.architecture, &name, &path)?;
+    super::adapter::export_sealed(
+        &lora,
+        &model.config.architecture,
+        &name,
+        &path,
+        &store.sealer(),
+    )?;
     let adapter = AdapterRecord {
         id: id.clone(),
         path,
@@ -350,6 +358,7 @@ pub fn train(
         created_ms: chrono::Utc::now().timestamp_millis(),
         active: false,
         stale: false,
+        stale_reason: None,
     };
     registry::add_adapter(store, &adapter)?;
     run.status = RunStatus::Done;
@@ -405,9 +414,19 @@ impl fmt::Display for AdaptersSummary {
                 a.steps,
                 a.final_loss.map_or("-".into(), |v| format!("{v:.3}")),
                 a.val_loss.map_or("-".into(), |v| format!("{v:.3}")),
-                if a.stale { " (stale: retrain)" } else { "" },
+                if a.stale { "  stale" } else { "" },
                 a.path.display()
             )?;
+            if a.stale {
+                writeln!(
+                    f,
+                    "    stale: {}; {}",
+                    a.stale_reason
+                        .as_deref()
+                        .unwrap_or("trained on data you forgot"),
+                    registry::RETRAIN_HINT
+                )?;
+            }
         }
         Ok(())
     }

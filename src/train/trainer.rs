@@ -17,6 +17,7 @@ use super::lora::{Lora, LoraConfig};
 use super::model::Model;
 use super::optim::{AdamW, AdamWConfig, clip_grad_norm, lr_at};
 use crate::llm::tiny::Rng;
+use crate::store::Sealer;
 
 /// One tokenized example: `mask[i]` says whether token `i` is learned (predicted
 /// from the tokens before it): the twin's own words and end-of-turn tokens.
@@ -140,8 +141,9 @@ const CKPT_META: &str = "checkpoint.json";
 
 /// Whether `dir` holds a checkpoint to resume, and at which step.
 pub fn checkpoint_step(dir: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join(CKPT_META)).ok()?;
-    serde_json::from_str::<CheckpointMeta>(&text)
+    let bytes = std::fs::read(dir.join(CKPT_META)).ok()?;
+    let bytes = crate::store::crypt::open_file_any(&bytes).ok()?;
+    serde_json::from_slice::<CheckpointMeta>(&bytes)
         .ok()
         .map(|m| m.step)
 }
@@ -166,6 +168,35 @@ pub fn train(
     data_hash: &str,
     dir: &Path,
     resume: bool,
+    on_step: impl FnMut(&StepMetrics) -> Control,
+) -> Result<Outcome, TrainError> {
+    train_sealed(
+        model,
+        lora,
+        train,
+        val,
+        config,
+        data_hash,
+        dir,
+        resume,
+        &Sealer::plain(),
+        on_step,
+    )
+}
+
+/// [`train`] with checkpoints sealed by `sealer` (an encrypted store's: the
+/// LoRA weights and optimizer state never reach the disk in the clear).
+#[allow(clippy::too_many_arguments)]
+pub fn train_sealed(
+    model: &Model,
+    lora: &Lora,
+    train: &[Example],
+    val: &[Example],
+    config: &RunConfig,
+    data_hash: &str,
+    dir: &Path,
+    resume: bool,
+    sealer: &Sealer,
     mut on_step: impl FnMut(&StepMetrics) -> Control,
 ) -> Result<Outcome, TrainError> {
     if train.is_empty() {
@@ -267,7 +298,7 @@ pub fn train(
         };
         curve.push(m.clone());
         if done % config.checkpoint_every == 0 || done == config.steps {
-            save_checkpoint(dir, lora, &opt, &names, config, data_hash, &curve)?;
+            save_checkpoint(dir, lora, &opt, &names, config, data_hash, &curve, sealer)?;
         }
         if let Control::Stop = on_step(&m) {
             finished = done == config.steps;
@@ -380,6 +411,7 @@ pub fn evaluate(
     Ok(if weight > 0.0 { total / weight } else { 0.0 })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     dir: &Path,
     lora: &Lora,
@@ -388,16 +420,26 @@ fn save_checkpoint(
     config: &RunConfig,
     data_hash: &str,
     curve: &[StepMetrics],
+    sealer: &Sealer,
 ) -> Result<(), TrainError> {
-    let io = |path: PathBuf| move |source| TrainError::Io { path, source };
-    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let sealed = |path: PathBuf| {
+        move |e: crate::store::StoreError| TrainError::Io {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        }
+    };
     let mut tensors = lora.tensors();
     tensors.extend(opt.state(names));
     let step = curve.last().map_or(0, |m| m.step);
     let name = format!("checkpoint-{step}.safetensors");
-    let tmp = dir.join(format!("{name}.partial"));
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, dir.join(&name)).map_err(io(dir.join(&name)))?;
+    let bytes = safetensors::serialize(tensors.iter(), None).map_err(|e| TrainError::Io {
+        path: dir.join(&name),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    // Written beside and renamed (Sealer::write), so a kill leaves no half file.
+    sealer
+        .write(&dir.join(&name), &bytes)
+        .map_err(sealed(dir.join(&name)))?;
     let meta = CheckpointMeta {
         step,
         tensors: name.clone(),
@@ -405,15 +447,14 @@ fn save_checkpoint(
         data_hash: data_hash.to_string(),
         curve: curve.to_vec(),
     };
-    let meta_tmp = dir.join(format!("{CKPT_META}.partial"));
-    std::fs::write(
-        &meta_tmp,
-        serde_json::to_vec_pretty(&meta).expect("checkpoint meta serializes"),
-    )
-    .map_err(io(meta_tmp.clone()))?;
     // The meta names its own tensors file, so a kill at any moment leaves a
     // consistent pair; older tensors go once the new meta is in place.
-    std::fs::rename(&meta_tmp, dir.join(CKPT_META)).map_err(io(dir.join(CKPT_META)))?;
+    sealer
+        .write(
+            &dir.join(CKPT_META),
+            &serde_json::to_vec_pretty(&meta).expect("checkpoint meta serializes"),
+        )
+        .map_err(sealed(dir.join(CKPT_META)))?;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -436,14 +477,20 @@ fn load_checkpoint(
         path: meta_path.clone(),
         why,
     };
-    let text = std::fs::read_to_string(&meta_path).map_err(|e| {
+    let open = |path: &Path| -> Result<Vec<u8>, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        crate::store::crypt::open_file_any(&bytes).map_err(|e| e.to_string())
+    };
+    let text = open(&meta_path).map_err(|e| {
         bad(format!(
             "cannot read it ({e}); run without --resume to start over"
         ))
     })?;
     let meta: CheckpointMeta =
-        serde_json::from_str(&text).map_err(|e| bad(format!("it is damaged ({e})")))?;
-    let tensors = candle_core::safetensors::load(dir.join(&meta.tensors), &lora_device(lora))
+        serde_json::from_slice(&text).map_err(|e| bad(format!("it is damaged ({e})")))?;
+    let bytes = open(&dir.join(&meta.tensors))
+        .map_err(|e| bad(format!("its tensors cannot be read ({e})")))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &lora_device(lora))
         .map_err(|e| bad(format!("its tensors cannot be read ({e})")))?;
     lora.restore(&tensors).map_err(&bad)?;
     let step_stored = meta.curve.last().map_or(0, |m| m.step);

@@ -525,6 +525,37 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 Err(e) => notify(Level::Error, format!("cannot plan the forget: {e:#}")),
             }
         }
+        Effect::ToggleNeverTrain(id) => {
+            let name = ctx
+                .store
+                .get::<crate::ingest::records::Contact>(crate::ingest::records::Contact::key(id))
+                .ok()
+                .flatten()
+                .map(|c| c.name)
+                .unwrap_or_else(|| "that contact".into());
+            match crate::privacy::never_train::toggle(&ctx.store, id) {
+                Ok(true) => vec![
+                    Action::Notify(app::Notification {
+                        level: Level::Info,
+                        text: format!(
+                            "{name} is never trained on: the next training set (b) leaves their conversations out"
+                        ),
+                    }),
+                    Action::Refresh,
+                ],
+                Ok(false) => vec![
+                    Action::Notify(app::Notification {
+                        level: Level::Info,
+                        text: format!("{name} may be trained on again (the next training set)"),
+                    }),
+                    Action::Refresh,
+                ],
+                Err(e) => notify(
+                    Level::Error,
+                    format!("cannot change the never-train list: {e}"),
+                ),
+            }
+        }
         Effect::Forget(id) => {
             let opts = match pipeline::Options::from_config(
                 Vec::new(),
@@ -791,26 +822,36 @@ fn perform(effect: Effect, ctx: &Ctx) -> Vec<Action> {
                 Err(e) => vec![Action::MemoryFailed(format!("saving failed: {e}"))],
             }
         }),
-        Effect::ForgetMemory(id) => background(ctx, None, move |mem| match mem.forget(id) {
-            Ok(m) => {
-                let sources = m
-                    .provenance
-                    .iter()
-                    .filter(|p| p.message_key().is_some())
-                    .count();
-                let note = if sources > 0 {
-                    format!(
-                        "forgot {} {}: its {sources} source messages are left out of training from now on",
-                        m.kind.name(),
-                        memory::show_id(id)
-                    )
-                } else {
-                    format!("forgot {} {}", m.kind.name(), memory::show_id(id))
-                };
-                vec![Action::MemoryForgotten { id, note }]
-            }
-            Err(e) => vec![Action::MemoryFailed(format!("forgetting failed: {e}"))],
-        }),
+        Effect::ForgetMemory(id) => {
+            background(ctx, None, move |mem| match mem.forget_marking(id) {
+                Ok((m, stale)) => {
+                    let sources = m
+                        .provenance
+                        .iter()
+                        .filter(|p| p.message_key().is_some())
+                        .count();
+                    let note = if sources > 0 {
+                        format!(
+                            "forgot {} {}: its {sources} source messages are left out of training from now on",
+                            m.kind.name(),
+                            memory::show_id(id)
+                        )
+                    } else {
+                        format!("forgot {} {}", m.kind.name(), memory::show_id(id))
+                    };
+                    let note = if stale.is_empty() {
+                        note
+                    } else {
+                        format!(
+                            "{note}; adapter {} is now stale: b then t in the Training pane retrains",
+                            stale.join(", ")
+                        )
+                    };
+                    vec![Action::MemoryForgotten { id, note }]
+                }
+                Err(e) => vec![Action::MemoryFailed(format!("forgetting failed: {e}"))],
+            })
+        }
         Effect::ReadL1 => background(ctx, None, |mem| {
             match memory::topics::L1::load(mem.store()) {
                 Ok(l1) => vec![Action::MemoryL1(l1.map(Box::new))],

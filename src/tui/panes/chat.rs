@@ -159,11 +159,22 @@ pub fn status(state: &State) -> Option<String> {
         parts.push(format!("as to {name}"));
     }
     if let Some(a) = &c.adapter {
+        // An adapter trained on data since forgotten says so, with the retrain.
+        let stale = state
+            .training
+            .as_ref()
+            .and_then(|o| o.adapters.iter().find(|r| &r.path == a))
+            .is_some_and(|r| r.stale);
         parts.push(format!(
-            "adapter {}",
+            "adapter {}{}",
             a.file_name()
                 .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if stale {
+                " (stale: trained on data you forgot; retrain in Training: b then t)"
+            } else {
+                ""
+            }
         ));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))

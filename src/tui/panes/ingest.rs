@@ -121,11 +121,12 @@ fn contacts(v: &ContactsView, rows: &[ContactRow], view: &View) -> Vec<Line<'sta
         text(format!("Contacts ({})", rows.len()), t),
         dim(
             format!(
-                "{} marks a contact, {} merges the marked one into the selected, {} splits a name off, {} forgets one everywhere, {} closes",
+                "{} marks a contact, {} merges the marked one into the selected, {} splits a name off, {} forgets one everywhere, {} never trains on one, {} closes",
                 key(&Action::MarkContact),
                 key(&Action::MergeContacts),
                 key(&Action::SplitContact),
                 key(&Action::ForgetContact),
+                key(&Action::NeverTrainContact),
                 key(&Action::ToggleContacts)
             ),
             t,
@@ -135,7 +136,13 @@ fn contacts(v: &ContactsView, rows: &[ContactRow], view: &View) -> Vec<Line<'sta
     for (i, c) in rows.iter().enumerate() {
         let cursor = if i == v.selected { "›" } else { " " };
         let mark = if v.marked == Some(i) { "●" } else { " " };
-        let me = if c.me { " (you)" } else { "" };
+        let me = if c.me {
+            " (you)"
+        } else if c.never_train {
+            " (never trained on)"
+        } else {
+            ""
+        };
         let style = if i == v.selected {
             t.get("ui.tabs.active")
         } else {

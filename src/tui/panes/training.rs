@@ -164,10 +164,21 @@ pub fn lines(state: &State, r: &StatusReport, t: &Theme) -> Vec<Line<'static>> {
                 a.id,
                 a.steps,
                 a.final_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                if a.stale { " (stale: retrain)" } else { "" }
+                if a.stale { "  STALE" } else { "" }
             ),
             t,
         ));
+        if a.stale {
+            out.push(dim(
+                format!(
+                    "      {}: b builds a new training set without it, then t retrains",
+                    a.stale_reason
+                        .as_deref()
+                        .unwrap_or("trained on data you forgot")
+                ),
+                t,
+            ));
+        }
     }
     out.push(Line::raw(""));
     out.push(dim(
