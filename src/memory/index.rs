@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use hnsw_rs::prelude::{DistDot, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
-/// Links per node (hnswlib's M) and the construction beam.
-const MAX_CONN: usize = 24;
-const EF_CONSTRUCTION: usize = 200;
+/// Links per node (hnswlib's M) and the construction beam; public so
+/// `scripts/bench-memory` runs its peer at the same settings.
+pub const MAX_CONN: usize = 24;
+pub const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYER: usize = 16;
 const BASENAME: &str = "vectors";
 
