@@ -468,7 +468,9 @@ fn memory_command(
         q.map(|q| {
             crate::ingest::contacts::find(&store, &q)?
                 .map(|c| c.id)
-                .ok_or_else(|| anyhow::anyhow!("no contact matches `{q}`; `twin contacts` lists them"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no contact matches `{q}`; `twin contacts` lists them")
+                })
         })
         .transpose()
     };
@@ -535,7 +537,10 @@ fn memory_command(
             let list = mem.list(&q, limit)?;
             MemoryOutput::List(ListReport {
                 total: mem.len(),
-                memories: list.iter().map(|m| MemoryView::new(&mem, &names, m)).collect(),
+                memories: list
+                    .iter()
+                    .map(|m| MemoryView::new(&mem, &names, m))
+                    .collect(),
                 notes,
             })
         }
@@ -545,7 +550,11 @@ fn memory_command(
             let names = Names::load(&mem);
             MemoryOutput::Change(ChangeReport {
                 action: "forgot",
-                excluded_sources: m.provenance.iter().filter(|p| p.message_key().is_some()).count(),
+                excluded_sources: m
+                    .provenance
+                    .iter()
+                    .filter(|p| p.message_key().is_some())
+                    .count(),
                 memory: MemoryView::new(&mem, &names, &m),
             })
         }

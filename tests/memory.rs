@@ -38,8 +38,13 @@ fn home() -> (tempfile::TempDir, PathBuf) {
 
 fn ingest(store: &Store, input: &Path) {
     let cfg = twin::config::load_str(Path::new("c.toml"), None, &|_| None).unwrap();
-    let opts = Options::from_config(vec![input.to_path_buf()], None, vec!["Sam".into()], &cfg.config)
-        .unwrap();
+    let opts = Options::from_config(
+        vec![input.to_path_buf()],
+        None,
+        vec!["Sam".into()],
+        &cfg.config,
+    )
+    .unwrap();
     let (ctx, _rx, _c) = JobCtx::detached("ingest");
     pipeline::run(store, &opts, &ctx).unwrap();
 }
@@ -76,7 +81,11 @@ fn episodes_and_chunks_are_searchable_with_provenance() {
         .iter()
         .map(|m| m.kind)
         .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == MemoryKind::Episode).count(), 3, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == MemoryKind::Episode).count(),
+        3,
+        "{kinds:?}"
+    );
     assert!(kinds.iter().filter(|k| **k == MemoryKind::Document).count() >= 3);
     assert_eq!(store.count(Tree::Vectors).unwrap() as usize, mem.len());
 
@@ -88,7 +97,11 @@ fn episodes_and_chunks_are_searchable_with_provenance() {
     assert!(hits[0].vector_rank.is_some() && hits[0].text_rank.is_some());
 
     let hits = search(&mem, "pancakes recipe eggs");
-    assert!(hits[0].memory.title.contains("Pancakes"), "{}", hits[0].memory.title);
+    assert!(
+        hits[0].memory.title.contains("Pancakes"),
+        "{}",
+        hits[0].memory.title
+    );
 
     // Filters apply: only documents, only a time range.
     let docs = mem
@@ -100,7 +113,10 @@ fn episodes_and_chunks_are_searchable_with_provenance() {
         })
         .unwrap();
     assert!(docs.iter().all(|h| h.memory.kind == MemoryKind::Document));
-    let april = chrono::NaiveDate::from_ymd_opt(2023, 4, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let april = chrono::NaiveDate::from_ymd_opt(2023, 4, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
     let later = mem
         .search(&Query {
             text: "tax dentist hiking".into(),
@@ -133,7 +149,12 @@ fn rebuilding_twice_changes_nothing_and_a_grown_export_adds_only_new() {
     let r = build::build(&mem, &ctx).unwrap();
     assert_eq!(r.written, 1, "{r:?}");
     assert_eq!(mem.len(), before + 1);
-    assert!(search(&mem, "flat Lisbon")[0].memory.text.contains("Lisbon"));
+    assert!(
+        search(&mem, "flat Lisbon")[0]
+            .memory
+            .text
+            .contains("Lisbon")
+    );
 }
 
 #[test]
@@ -160,7 +181,11 @@ fn forget_removes_from_search_store_and_training_and_pins_edits_stick() {
     let hike = search(&mem, "hiking Alps")[0].memory.clone();
     mem.set_pinned(hike.id, true).unwrap();
     let edited = mem
-        .edit(hike.id, None, "Hiking trip to Zermatt with Alice, March 2023".into())
+        .edit(
+            hike.id,
+            None,
+            "Hiking trip to Zermatt with Alice, March 2023".into(),
+        )
         .unwrap();
     assert!(edited.edited && edited.pinned);
     assert_eq!(mem.importance_of(&edited), 1.0);
@@ -190,7 +215,10 @@ fn index_persists_reloads_catches_up_after_a_crash_and_repairs_damage() {
     // Reload: same generation, nothing rebuilt.
     let mem = open(&store);
     assert_eq!(mem.state().generation, gen0);
-    assert_eq!(search(&mem, "hiking Alps")[0].memory.kind, MemoryKind::Episode);
+    assert_eq!(
+        search(&mem, "hiking Alps")[0].memory.kind,
+        MemoryKind::Episode
+    );
 
     // "Crash" mid-indexing: new memories reach the store, the dump is not
     // rewritten (leak the handle so Drop cannot save).
@@ -232,7 +260,10 @@ fn index_persists_reloads_catches_up_after_a_crash_and_repairs_damage() {
     drop(mem);
     std::fs::remove_dir_all(&ix).unwrap();
     let mem = open(&store);
-    assert_eq!(search(&mem, "hiking Alps")[0].memory.kind, MemoryKind::Episode);
+    assert_eq!(
+        search(&mem, "hiking Alps")[0].memory.kind,
+        MemoryKind::Episode
+    );
 }
 
 #[test]
@@ -280,7 +311,9 @@ fn topics_entities_and_biography() {
     assert!(!l1.topics.is_empty());
     assert!(l1.biography.contains("I am Sam"), "{}", l1.biography);
     assert!(l1.biography.contains("Alice"));
-    let stored = twin::memory::topics::L1::load(mem.store()).unwrap().unwrap();
+    let stored = twin::memory::topics::L1::load(mem.store())
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.topics, l1.topics);
 }
 
@@ -290,11 +323,16 @@ fn topics_entities_and_biography() {
 #[test]
 fn minilm_matches_sentence_transformers() {
     let Some(dir) = std::env::var_os("TWIN_MODELS_DIR").map(PathBuf::from) else {
-        eprintln!("skipped: TWIN_MODELS_DIR is not set (scripts/test.sh sets it after fetching the models)");
+        eprintln!(
+            "skipped: TWIN_MODELS_DIR is not set (scripts/test.sh sets it after fetching the models)"
+        );
         return;
     };
     if !dir.join("all-MiniLM-L6-v2/model.safetensors").exists() {
-        eprintln!("skipped: all-MiniLM-L6-v2 is not in {} (bash scripts/fetch-models.sh)", dir.display());
+        eprintln!(
+            "skipped: all-MiniLM-L6-v2 is not in {} (bash scripts/fetch-models.sh)",
+            dir.display()
+        );
         return;
     }
     let out = tempfile::tempdir().unwrap();

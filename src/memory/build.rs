@@ -85,8 +85,8 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
     let mut pending_groups: Vec<(Key, u64, Vec<u64>)> = Vec::new();
 
     let flush = |pending: &mut Vec<NewMemory>,
-                     groups: &mut Vec<(Key, u64, Vec<u64>)>,
-                     report: &mut BuildReport|
+                 groups: &mut Vec<(Key, u64, Vec<u64>)>,
+                 report: &mut BuildReport|
      -> Result<(), MemoryError> {
         report.written += mem.upsert(std::mem::take(pending), None)? as u64;
         for (k, h, ids) in groups.drain(..) {
@@ -162,7 +162,12 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (title, text))| NewMemory {
-                    id: id_of(&[b"memory", b"document", key.as_ref(), &(i as u64).to_be_bytes()]),
+                    id: id_of(&[
+                        b"memory",
+                        b"document",
+                        key.as_ref(),
+                        &(i as u64).to_be_bytes(),
+                    ]),
                     kind: MemoryKind::Document,
                     source_hash: xxhash_rust::xxh3::xxh3_64(format!("{title}\n{text}").as_bytes()),
                     title,
@@ -275,7 +280,8 @@ fn episodes(
                 start_ms: span.0,
                 end_ms: span.1,
                 provenance: keys.drain(..).map(|k| Provenance::message(&k)).collect(),
-                importance: MemoryKind::Episode.base_importance() + if involves_me { 0.1 } else { 0.0 },
+                importance: MemoryKind::Episode.base_importance()
+                    + if involves_me { 0.1 } else { 0.0 },
             });
             lines.clear();
             *span = (i64::MAX, i64::MIN);
@@ -328,7 +334,7 @@ pub fn chunk_document(doc: &Document) -> Vec<(String, String)> {
         }
         t
     };
-    let mut push = |path: &[(usize, String)], body: &mut String, out: &mut Vec<(String, String)>| {
+    let push = |path: &[(usize, String)], body: &mut String, out: &mut Vec<(String, String)>| {
         let text = body.trim();
         if !text.is_empty() {
             for piece in split_paragraphs(text, CHUNK_CHARS) {
@@ -367,7 +373,10 @@ fn split_paragraphs(text: &str, max: usize) -> Vec<String> {
             // One huge paragraph: cut at sentence ends, else at max characters.
             let mut rest = para;
             while rest.len() > max {
-                let mut cut = rest[..floor_char(rest, max)].rfind(". ").map(|i| i + 1).unwrap_or(0);
+                let mut cut = rest[..floor_char(rest, max)]
+                    .rfind(". ")
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
                 if cut == 0 {
                     cut = floor_char(rest, max);
                 }
@@ -414,12 +423,21 @@ mod tests {
 
     #[test]
     fn chunks_follow_headings_and_keep_the_path() {
-        let d = doc("intro line\n# Alps\nwe hiked\n## Day 2\nrain\n```\n# not a heading\n```\n# Food\ncheese\n");
+        let d = doc(
+            "intro line\n# Alps\nwe hiked\n## Day 2\nrain\n```\n# not a heading\n```\n# Food\ncheese\n",
+        );
         let c = chunk_document(&d);
         let titles: Vec<&str> = c.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(titles, ["Trip", "Trip › Alps", "Trip › Alps › Day 2", "Trip › Food"]);
+        assert_eq!(
+            titles,
+            ["Trip", "Trip › Alps", "Trip › Alps › Day 2", "Trip › Food"]
+        );
         assert!(c[2].1.contains("# not a heading"));
         let long = doc(&"word ".repeat(2000));
-        assert!(chunk_document(&long).iter().all(|(_, t)| t.len() <= CHUNK_CHARS));
+        assert!(
+            chunk_document(&long)
+                .iter()
+                .all(|(_, t)| t.len() <= CHUNK_CHARS)
+        );
     }
 }

@@ -81,7 +81,11 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, ConvertError
             .unwrap_or_default();
         let offs: Vec<usize> = info["data_offsets"]
             .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_u64().map(|v| v as usize)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_u64().map(|v| v as usize))
+                    .collect()
+            })
             .unwrap_or_default();
         let [start, end] = offs[..] else {
             return Err(bad(path, format!("tensor {name} has no data offsets")));
@@ -212,10 +216,26 @@ pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
         w.tensor_f32(gguf, &dims, &x.data);
         Ok(())
     };
-    put(&mut w, "token_embd.weight", "embeddings.word_embeddings.weight")?;
-    put(&mut w, "token_types.weight", "embeddings.token_type_embeddings.weight")?;
-    put(&mut w, "position_embd.weight", "embeddings.position_embeddings.weight")?;
-    put(&mut w, "token_embd_norm.weight", "embeddings.LayerNorm.weight")?;
+    put(
+        &mut w,
+        "token_embd.weight",
+        "embeddings.word_embeddings.weight",
+    )?;
+    put(
+        &mut w,
+        "token_types.weight",
+        "embeddings.token_type_embeddings.weight",
+    )?;
+    put(
+        &mut w,
+        "position_embd.weight",
+        "embeddings.position_embeddings.weight",
+    )?;
+    put(
+        &mut w,
+        "token_embd_norm.weight",
+        "embeddings.LayerNorm.weight",
+    )?;
     put(&mut w, "token_embd_norm.bias", "embeddings.LayerNorm.bias")?;
     for l in 0..layers {
         let hf = |s: &str| format!("encoder.layer.{l}.{s}");
@@ -230,8 +250,16 @@ pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
             ("ffn_down", "output.dense"),
             ("layer_output_norm", "output.LayerNorm"),
         ] {
-            put(&mut w, &g(&format!("{gg}.weight")), &hf(&format!("{hh}.weight")))?;
-            put(&mut w, &g(&format!("{gg}.bias")), &hf(&format!("{hh}.bias")))?;
+            put(
+                &mut w,
+                &g(&format!("{gg}.weight")),
+                &hf(&format!("{hh}.weight")),
+            )?;
+            put(
+                &mut w,
+                &g(&format!("{gg}.bias")),
+                &hf(&format!("{hh}.bias")),
+            )?;
         }
     }
     let tmp = out.with_extension("gguf.tmp");

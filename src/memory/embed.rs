@@ -133,7 +133,8 @@ impl Embedder for LlamaEmbedder {
                    out: &mut Vec<Vec<f32>>|
          -> Result<(), EmbedError> {
             ctx.clear_kv_cache();
-            ctx.encode(batch).map_err(|e| EmbedError::Run(e.to_string()))?;
+            ctx.encode(batch)
+                .map_err(|e| EmbedError::Run(e.to_string()))?;
             for s in 0..n {
                 let e = ctx
                     .embeddings_seq_ith(s as i32)

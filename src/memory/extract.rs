@@ -141,7 +141,12 @@ pub fn extract(
                 MemoryKind::Fact
             };
             items.push(NewMemory {
-                id: id_of(&[b"memory", b"fact", &ep.id.to_be_bytes(), &(j as u64).to_be_bytes()]),
+                id: id_of(&[
+                    b"memory",
+                    b"fact",
+                    &ep.id.to_be_bytes(),
+                    &(j as u64).to_be_bytes(),
+                ]),
                 kind,
                 title: String::new(),
                 text: t.to_string(),

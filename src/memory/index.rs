@@ -95,9 +95,7 @@ impl VectorIndex {
             return Vec::new();
         }
         let filter = |id: &usize| keep(*id as u64);
-        let found = self
-            .hnsw
-            .search_filter(query, k, ef.max(k), Some(&filter));
+        let found = self.hnsw.search_filter(query, k, ef.max(k), Some(&filter));
         found
             .into_iter()
             .map(|n| (n.d_id as u64, 1.0 - n.distance))
@@ -106,7 +104,13 @@ impl VectorIndex {
 
     /// Write the index into `dir` with its sidecar; a crash at any point leaves
     /// either the old dump or a set whose checksums fail (so it is rebuilt).
-    pub fn dump(&self, dir: &Path, generation: u64, model: &str, covered: u64) -> std::io::Result<()> {
+    pub fn dump(
+        &self,
+        dir: &Path,
+        generation: u64,
+        model: &str,
+        covered: u64,
+    ) -> std::io::Result<()> {
         use hnsw_rs::api::AnnT;
         fs::create_dir_all(dir)?;
         let tmp = format!("{BASENAME}-tmp");
@@ -133,7 +137,10 @@ impl VectorIndex {
         };
         let side = sidecar(dir);
         let tmp_side = side.with_extension("json.tmp");
-        fs::write(&tmp_side, serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?)?;
+        fs::write(
+            &tmp_side,
+            serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?,
+        )?;
         fs::rename(tmp_side, side)?;
         Ok(())
     }
@@ -157,7 +164,10 @@ impl VectorIndex {
             ));
         }
         if info.model != model || info.dim != dim {
-            return Err(format!("index built with {} but the store uses {model}", info.model));
+            return Err(format!(
+                "index built with {} but the store uses {model}",
+                info.model
+            ));
         }
         let graph = dir.join(format!("{BASENAME}.hnsw.graph"));
         let data = dir.join(format!("{BASENAME}.hnsw.data"));
@@ -217,7 +227,9 @@ mod tests {
             .map(|i| {
                 let mut v: Vec<f32> = (0..dim)
                     .map(|_| {
-                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
                     })
                     .collect();

@@ -82,9 +82,8 @@ pub fn compact(
             access_count: m.access_count,
             last_ms: m.end_ms.max(m.accessed_ms),
         };
-        let removable = !m.pinned
-            && !m.edited
-            && !matches!(m.kind, MemoryKind::Fact | MemoryKind::Preference);
+        let removable =
+            !m.pinned && !m.edited && !matches!(m.kind, MemoryKind::Fact | MemoryKind::Preference);
         if removable && importance(&life, now, half_life_days) < cleanup_below {
             mem.remove(&[m.id], false)?;
             gone.insert(m.id);
@@ -96,12 +95,16 @@ pub fn compact(
             if cos < threshold || gone.contains(&other_id) {
                 continue;
             }
-            let Some(other) = mem.get(other_id)? else { continue };
+            let Some(other) = mem.get(other_id)? else {
+                continue;
+            };
             if other.kind != m.kind || other.pinned || other.edited {
                 continue;
             }
             // Keep `m` (met first, so the older key), fold `other` into it.
-            let Some(mut keep) = mem.get(m.id)? else { break };
+            let Some(mut keep) = mem.get(m.id)? else {
+                break;
+            };
             let mut prov: Vec<Provenance> = keep.provenance.clone();
             for p in other.provenance.iter().cloned() {
                 if !prov.contains(&p) {

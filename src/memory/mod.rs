@@ -13,8 +13,8 @@ pub mod bm25;
 pub mod build;
 pub mod convert;
 pub mod embed;
-pub mod index;
 pub mod extract;
+pub mod index;
 pub mod lifecycle;
 pub mod report;
 pub mod topics;
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::records::Id;
 use crate::jobs::JobCtx;
-use crate::store::{Key, Record, Store, StoreError, Tree, TxError};
+use crate::store::{Key, Record, Store, StoreError, Tree};
 use bm25::Bm25;
 use embed::{EmbedError, Embedder};
 use index::VectorIndex;
@@ -239,7 +239,9 @@ pub enum MemoryError {
     ModelChanged { stored: String, current: String },
     #[error("no memory with id {0:016x}; `twin memory list` shows the ids")]
     NotFound(u64),
-    #[error("`{0}` is not a memory id (16 hex digits, or a unique prefix of at least 6); `twin memory list` shows the ids")]
+    #[error(
+        "`{0}` is not a memory id (16 hex digits, or a unique prefix of at least 6); `twin memory list` shows the ids"
+    )]
     Unknown(String),
     #[error("`{0}` matches more than one memory; give more digits")]
     Ambiguous(String),
@@ -253,12 +255,6 @@ pub enum MemoryError {
     Cancelled,
 }
 
-impl From<TxError> for MemoryError {
-    fn from(e: TxError) -> Self {
-        MemoryError::Store(e.into())
-    }
-}
-
 /// What ranking and filters need of each memory, kept in RAM.
 #[derive(Debug, Clone)]
 struct Meta {
@@ -266,7 +262,6 @@ struct Meta {
     contacts: Vec<Id>,
     start_ms: i64,
     end_ms: i64,
-    slot: Option<u64>,
     pinned: bool,
     edited: bool,
     importance: f32,
@@ -281,7 +276,6 @@ impl Meta {
             contacts: m.contacts.clone(),
             start_ms: m.start_ms,
             end_ms: m.end_ms,
-            slot: m.slot,
             pinned: m.pinned,
             edited: m.edited,
             importance: m.importance,
@@ -402,8 +396,8 @@ impl Memories {
             dim: embedder.dim(),
         };
         let state = read_state(&store)?.unwrap_or(current.clone());
-        let mismatch = (state.model != current.model && state.next_slot > 0)
-            .then(|| state.model.clone());
+        let mismatch =
+            (state.model != current.model && state.next_slot > 0).then(|| state.model.clone());
 
         let mut bm25 = Bm25::new();
         let mut meta = HashMap::new();
@@ -454,7 +448,11 @@ impl Memories {
                 inner.index = ix;
                 // Catch up on slots written after the dump (a crash mid-indexing).
                 let mut late = Vec::new();
-                for kv in self.store.tree(Tree::Vectors).range(Key::new().u64(info.covered).into_vec()..) {
+                for kv in self
+                    .store
+                    .tree(Tree::Vectors)
+                    .range(Key::new().u64(info.covered).into_vec()..)
+                {
                     let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
                     let slot = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
                     if let Some((_, vec)) = decode_vector(&v)
@@ -579,7 +577,11 @@ impl Memories {
     /// each batch one transaction (memories, vectors and the slot counter
     /// together). A memory whose text changed gets a new vector; its old one
     /// becomes a tombstone. User-edited memories are left as they are.
-    pub fn upsert(&self, items: Vec<NewMemory>, ctx: Option<&JobCtx>) -> Result<usize, MemoryError> {
+    pub fn upsert(
+        &self,
+        items: Vec<NewMemory>,
+        ctx: Option<&JobCtx>,
+    ) -> Result<usize, MemoryError> {
         if let Some(stored) = self.model_mismatch() {
             return Err(MemoryError::ModelChanged {
                 stored,
@@ -771,7 +773,12 @@ impl Memories {
 
     /// Replace a memory's text (a user edit): re-embedded, and from now on
     /// never overwritten by re-deriving it from its sources.
-    pub fn edit(&self, id: u64, title: Option<String>, text: String) -> Result<Memory, MemoryError> {
+    pub fn edit(
+        &self,
+        id: u64,
+        title: Option<String>,
+        text: String,
+    ) -> Result<Memory, MemoryError> {
         if let Some(stored) = self.model_mismatch() {
             return Err(MemoryError::ModelChanged {
                 stored,
@@ -1061,7 +1068,11 @@ pub fn default_embedder(
         }
     } else {
         let p = PathBuf::from(configured);
-        if p.is_absolute() { p } else { models_dir.join(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            models_dir.join(p)
+        }
     };
     Ok(Some(Box::new(embed::LlamaEmbedder::load(&path, threads)?)))
 }
@@ -1110,17 +1121,20 @@ pub fn open_configured(
 ) -> Result<(Memories, Vec<String>), MemoryError> {
     let threads = config.jobs.threads.max(0) as usize;
     let mut notes = Vec::new();
-    let embedder: Box<dyn Embedder> =
-        match default_embedder(&config.memory.embedding_model, models_dir, threads)? {
-            Some(e) => e,
-            None => {
-                notes.push(format!(
+    let embedder: Box<dyn Embedder> = match default_embedder(
+        &config.memory.embedding_model,
+        models_dir,
+        threads,
+    )? {
+        Some(e) => e,
+        None => {
+            notes.push(format!(
                     "no embedding model in {}: memory search matches words only until you run `bash scripts/fetch-models.sh` and then `twin index rebuild`",
                     models_dir.display()
                 ));
-                Box::new(embed::HashEmbedder::new(384))
-            }
-        };
+            Box::new(embed::HashEmbedder::new(384))
+        }
+    };
     let mem = Memories::open(store, embedder, config.memory.half_life_days)?;
     if let Some(old) = mem.model_mismatch() {
         notes.push(

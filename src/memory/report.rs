@@ -46,7 +46,10 @@ impl Names {
     }
 
     pub fn of(&self, id: Id) -> String {
-        self.0.get(&id).cloned().unwrap_or_else(|| format!("{id:x}"))
+        self.0
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("{id:x}"))
     }
 }
 
@@ -160,7 +163,14 @@ impl fmt::Display for ListReport {
                 m.kind,
                 &m.end[..m.end.len().min(10)],
                 if m.pinned { " pinned" } else { "" },
-                first_line(if m.title.is_empty() { &m.text } else { &m.title }, 80)
+                first_line(
+                    if m.title.is_empty() {
+                        &m.text
+                    } else {
+                        &m.title
+                    },
+                    80
+                )
             )?;
         }
         write!(f, "{} of {} memories", self.memories.len(), self.total)
@@ -265,9 +275,9 @@ impl fmt::Display for ShowReport {
         writeln!(f, "\n{}\n\nsources:", m.text)?;
         for s in &self.sources {
             match s {
-                SourceView::Message { at, author, text, .. } => {
-                    writeln!(f, "  {at}  {author}: {}", first_line(text, 90))?
-                }
+                SourceView::Message {
+                    at, author, text, ..
+                } => writeln!(f, "  {at}  {author}: {}", first_line(text, 90))?,
                 SourceView::Document { title, path, .. } => writeln!(f, "  note {title} ({path})")?,
                 SourceView::Memory { id } => writeln!(f, "  memory {id}")?,
                 SourceView::Chat { id } => writeln!(f, "  chat {id}")?,

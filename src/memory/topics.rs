@@ -203,7 +203,12 @@ fn topics(mem: &Memories, all: &[Memory]) -> Result<Vec<Topic>, MemoryError> {
             .collect();
         by_closeness.sort_by(|a, b| b.0.total_cmp(&a.0));
         out.push(Topic {
-            label: terms.iter().take(3).cloned().collect::<Vec<_>>().join(" · "),
+            label: terms
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" · "),
             terms,
             size: members.len(),
             examples: by_closeness.into_iter().take(5).map(|(_, id)| id).collect(),
@@ -235,19 +240,106 @@ fn body_text(m: &Memory) -> String {
         .join("\n")
 }
 
-const PLACE_CUES: &[&str] = &["in", "at", "from", "to", "visit", "visiting", "near", "moved"];
+const PLACE_CUES: &[&str] = &[
+    "in", "at", "from", "to", "visit", "visiting", "near", "moved",
+];
 const ORG_WORDS: &[&str] = &[
-    "inc", "ltd", "llc", "gmbh", "corp", "company", "university", "college", "school", "bank",
-    "hospital", "institute", "group", "foundation", "agency", "club",
+    "inc",
+    "ltd",
+    "llc",
+    "gmbh",
+    "corp",
+    "company",
+    "university",
+    "college",
+    "school",
+    "bank",
+    "hospital",
+    "institute",
+    "group",
+    "foundation",
+    "agency",
+    "club",
 ];
 const NOT_NAMES: &[&str] = &[
-    "i", "i'm", "im", "the", "a", "an", "and", "but", "so", "ok", "okay", "yes", "no", "hi",
-    "hey", "hello", "thanks", "thank", "lol", "oh", "well", "what", "when", "where", "why", "how",
-    "who", "it", "this", "that", "we", "you", "he", "she", "they", "my", "your", "monday",
-    "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
-    "march", "april", "may", "june", "july", "august", "september", "october", "november",
-    "december", "good", "yeah", "sure", "maybe", "just", "also", "if", "is", "are", "do", "did",
-    "let", "let's", "can", "will", "not", "all", "there", "then", "here", "sorry", "please",
+    "i",
+    "i'm",
+    "im",
+    "the",
+    "a",
+    "an",
+    "and",
+    "but",
+    "so",
+    "ok",
+    "okay",
+    "yes",
+    "no",
+    "hi",
+    "hey",
+    "hello",
+    "thanks",
+    "thank",
+    "lol",
+    "oh",
+    "well",
+    "what",
+    "when",
+    "where",
+    "why",
+    "how",
+    "who",
+    "it",
+    "this",
+    "that",
+    "we",
+    "you",
+    "he",
+    "she",
+    "they",
+    "my",
+    "your",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "good",
+    "yeah",
+    "sure",
+    "maybe",
+    "just",
+    "also",
+    "if",
+    "is",
+    "are",
+    "do",
+    "did",
+    "let",
+    "let's",
+    "can",
+    "will",
+    "not",
+    "all",
+    "there",
+    "then",
+    "here",
+    "sorry",
+    "please",
 ];
 
 /// Capitalised names inside sentences (not sentence starts), counted, typed by
@@ -354,7 +446,8 @@ fn is_name_word(w: &str) -> bool {
     };
     first.is_uppercase()
         && w.chars().count() > 1
-        && w.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-')
+        && w.chars()
+            .all(|c| c.is_alphabetic() || c == '\'' || c == '-')
         && !NOT_NAMES.contains(&w.to_lowercase().as_str())
 }
 
@@ -363,10 +456,7 @@ fn is_name_word(w: &str) -> bool {
 fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Topic]) -> String {
     let me = me_id();
     let mut out = String::new();
-    let my_name = contacts
-        .iter()
-        .find(|c| c.id == me)
-        .map(|c| c.name.clone());
+    let my_name = contacts.iter().find(|c| c.id == me).map(|c| c.name.clone());
     out.push_str("# About me\n\n");
     if let Some(n) = &my_name {
         let c = contacts.iter().find(|c| c.id == me).expect("found above");
@@ -392,7 +482,13 @@ fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Top
         let t: Vec<String> = topics
             .iter()
             .take(5)
-            .map(|t| format!("{} [m:{}]", t.label, t.examples.first().copied().unwrap_or(0)))
+            .map(|t| {
+                format!(
+                    "{} [m:{}]",
+                    t.label,
+                    t.examples.first().copied().unwrap_or(0)
+                )
+            })
             .collect();
         out.push_str(&format!("What I talk about: {}.\n", t.join("; ")));
     }
@@ -405,7 +501,10 @@ fn biography(mem: &Memories, all: &[Memory], contacts: &[Contact], topics: &[Top
             .total_cmp(&mem.importance_of(a))
             .then(a.id.cmp(&b.id))
     });
-    for (title, kind) in [("Facts", MemoryKind::Fact), ("Preferences", MemoryKind::Preference)] {
+    for (title, kind) in [
+        ("Facts", MemoryKind::Fact),
+        ("Preferences", MemoryKind::Preference),
+    ] {
         let list: Vec<&&Memory> = facts.iter().filter(|m| m.kind == kind).take(40).collect();
         if list.is_empty() {
             continue;
