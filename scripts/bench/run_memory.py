@@ -80,14 +80,15 @@ def exact_topk(base, queries, k):
     """Brute-force top-k by inner product (the vectors are unit length)."""
     best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(queries), k), dtype=np.int64)
-    step = 100_000
+    step = 50_000
     for lo in range(0, len(base), step):
         s = queries @ base[lo:lo + step].T
-        s = np.concatenate([best_s, s], axis=1)
-        i = np.concatenate([best_i, np.arange(lo, lo + s.shape[1] - k)[None, :].repeat(len(queries), 0)], axis=1)
         top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        best_s = np.take_along_axis(s, top, 1)
-        best_i = np.take_along_axis(i, top, 1)
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
+        cand_i = np.concatenate([best_i, top + lo], axis=1)
+        keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
+        best_s = np.take_along_axis(cand_s, keep, 1)
+        best_i = np.take_along_axis(cand_i, keep, 1)
     return best_i
 
 
@@ -105,13 +106,16 @@ def clustered(n, dim, seed, centers=1000, rank=24):
     c = rng.standard_normal((centers, dim)).astype(np.float32)
     c /= np.linalg.norm(c, axis=1, keepdims=True)
     basis = rng.standard_normal((centers, rank, dim)).astype(np.float32) / np.sqrt(dim)
-    which = rng.integers(0, centers, n)
+    which = np.sort(rng.integers(0, centers, n))
+    bounds = np.searchsorted(which, np.arange(centers + 1))
     out = np.empty((n, dim), dtype=np.float32)
     for j in range(centers):
-        idx = np.nonzero(which == j)[0]
-        coef = rng.standard_normal((len(idx), rank)).astype(np.float32) * 0.35
-        noise = rng.standard_normal((len(idx), dim)).astype(np.float32) * (0.05 / np.sqrt(dim))
-        out[idx] = c[j] + coef @ basis[j] + noise
+        lo, hi = bounds[j], bounds[j + 1]
+        coef = rng.standard_normal((hi - lo, rank)).astype(np.float32) * 0.35
+        noise = rng.standard_normal((hi - lo, dim)).astype(np.float32) * (0.05 / np.sqrt(dim))
+        out[lo:hi] = c[j] + coef @ basis[j] + noise
+    # Rows in random order, so insertion order is not cluster by cluster.
+    out = out[rng.permutation(n)]
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
