@@ -27,7 +27,12 @@ use twin::memory::index::{self, VectorIndex};
 
 fn read_f32(path: &Path, dim: usize) -> Vec<Vec<f32>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(bytes.len() % (4 * dim), 0, "{}: not rows of {dim} f32", path.display());
+    assert_eq!(
+        bytes.len() % (4 * dim),
+        0,
+        "{}: not rows of {dim} f32",
+        path.display()
+    );
     bytes
         .chunks_exact(4 * dim)
         .map(|row| {
@@ -77,7 +82,11 @@ fn search(args: &[String]) {
     let k: usize = k.parse().expect("K is a number");
     let base = read_f32(Path::new(base), dim);
     let queries = read_f32(Path::new(queries), dim);
-    let items: Vec<(u64, Vec<f32>)> = base.into_iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+    let items: Vec<(u64, Vec<f32>)> = base
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
 
     let start = Instant::now();
     let mut ix = VectorIndex::new(dim, items.len());

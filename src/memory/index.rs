@@ -273,12 +273,18 @@ mod tests {
     fn equal_vectors_neither_panic_nor_go_negative() {
         // Many copies of a few vectors: self-distances round around zero.
         let base = vecs(8, 384, 3);
-        let items: Vec<(u64, Vec<f32>)> = (0..400).map(|i| (i, base[i as usize % 8].1.clone())).collect();
+        let items: Vec<(u64, Vec<f32>)> = (0..400)
+            .map(|i| (i, base[i as usize % 8].1.clone()))
+            .collect();
         let mut ix = VectorIndex::new(384, items.len());
         ix.insert_many(&items);
         let hit = ix.search(&base[5].1, 10, 64, &|_| true);
         assert_eq!(hit.len(), 10);
-        assert!(hit.iter().all(|(s, sim)| s % 8 == 5 && (*sim - 1.0).abs() < 1e-4), "{hit:?}");
+        assert!(
+            hit.iter()
+                .all(|(s, sim)| s % 8 == 5 && (*sim - 1.0).abs() < 1e-4),
+            "{hit:?}"
+        );
         for (a, b) in [(&base[0].1, &base[0].1), (&base[0].1, &base[1].1)] {
             let d = UnitDot.eval(a, b);
             assert!(d >= 0.0);
