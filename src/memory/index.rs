@@ -20,8 +20,9 @@ use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
 /// Links per node (hnswlib's M) and the construction beam.
-const MAX_CONN: usize = 24;
-const EF_CONSTRUCTION: usize = 200;
+/// Public so `scripts/bench-memory` runs its peer at the same settings.
+pub const MAX_CONN: usize = 24;
+pub const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYER: usize = 16;
 const BASENAME: &str = "vectors";
 
