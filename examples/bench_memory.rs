@@ -3,17 +3,19 @@
 //!
 //!   bench_memory convert MINILM_DIR OUT.gguf
 //!       converts the downloaded all-MiniLM-L6-v2 folder as twin does.
-//!   bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS
+//!   bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS [TOKENS,SEQS]
 //!       embeds every text (a JSON string per line) with twin's llama.cpp
-//!       embedder in one `embed` call, writes the vectors as raw little-endian
-//!       f32 rows, and reports texts/s.
-//!   bench_memory index BASE.f32 QUERIES.f32 DIM K EF,EF,.. OUT_PREFIX
-//!       builds twin's `VectorIndex` over BASE (all cores, as twin indexes),
-//!       then answers every query on one thread at each ef, writing the ids as
-//!       raw little-endian u64 rows (`OUT_PREFIX-efN.u64`), and reports build
-//!       seconds and queries/s.
+//!       embedder in one `embed` call (TOKENS,SEQS: another batch packing to
+//!       try), writes the vectors as raw little-endian f32 rows, and reports
+//!       texts/s.
+//!   bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX
+//!       builds twin's `VectorIndex` over BASE (all cores, as twin indexes,
+//!       including the flat layout searches run on) and reports build
+//!       seconds; then, for each EF read from stdin, answers every query on
+//!       one thread, writes the ids as raw little-endian u64 rows
+//!       (`OUT_PREFIX-efN.u64`) and reports queries/s.
 //!
-//! `embed` and `index` print one JSON line each.
+//! Each prints JSON lines.
 //!
 //! The Python side (scripts/bench/run_memory.py) runs the peers on the same
 //! files and computes recall against brute force.
@@ -22,7 +24,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use twin::memory::embed::{Embedder, LlamaEmbedder};
+use twin::memory::embed::{self, Embedder, LlamaEmbedder};
 use twin::memory::index::{self, VectorIndex};
 
 fn read_f32(path: &Path, dim: usize) -> Vec<Vec<f32>> {
@@ -44,8 +46,10 @@ fn read_f32(path: &Path, dim: usize) -> Vec<Vec<f32>> {
 }
 
 fn embed(args: &[String]) {
-    let [model, texts, out, threads] = args else {
-        panic!("usage: bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS");
+    let (model, texts, out, threads, batch) = match args {
+        [m, t, o, th] => (m, t, o, th, None),
+        [m, t, o, th, b] => (m, t, o, th, Some(b)),
+        _ => panic!("usage: bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS [TOKENS,SEQS]"),
     };
     let threads: usize = threads.parse().expect("THREADS is a number");
     let file = std::fs::File::open(texts).unwrap_or_else(|e| panic!("{texts}: {e}"));
@@ -54,7 +58,14 @@ fn embed(args: &[String]) {
         .map(|l| serde_json::from_str(&l.expect("readable texts")).expect("a JSON string per line"))
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let e = LlamaEmbedder::load(Path::new(model), threads).expect("embedding model loads");
+    let mut e = LlamaEmbedder::load(Path::new(model), threads).expect("embedding model loads");
+    let (mut tokens, mut seqs) = (embed::BATCH_TOKENS, embed::BATCH_SEQS);
+    if let Some(b) = batch {
+        let (t, s) = b.split_once(',').expect("batch is TOKENS,SEQS");
+        tokens = t.parse().expect("TOKENS is a number");
+        seqs = s.parse().expect("SEQS is a number");
+        e = e.with_batch(tokens, seqs);
+    }
     let start = Instant::now();
     let vecs = e.embed(&refs).expect("embedding runs");
     let secs = start.elapsed().as_secs_f64();
@@ -69,14 +80,15 @@ fn embed(args: &[String]) {
         "{}",
         serde_json::json!({
             "texts": vecs.len(), "dim": e.dim(), "threads": threads,
+            "batch_tokens": tokens, "batch_seqs": seqs,
             "secs": secs, "per_s": vecs.len() as f64 / secs,
         })
     );
 }
 
 fn search(args: &[String]) {
-    let [base, queries, dim, k, efs, prefix] = args else {
-        panic!("usage: bench_memory index BASE.f32 QUERIES.f32 DIM K EF,EF,.. OUT_PREFIX");
+    let [base, queries, dim, k, prefix] = args else {
+        panic!("usage: bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX");
     };
     let dim: usize = dim.parse().expect("DIM is a number");
     let k: usize = k.parse().expect("K is a number");
@@ -91,33 +103,43 @@ fn search(args: &[String]) {
     let start = Instant::now();
     let mut ix = VectorIndex::new(dim, items.len());
     ix.insert_many(&items);
+    let insert_secs = start.elapsed().as_secs_f64();
+    // As twin does after building or loading: lay the graph out for search.
+    ix.prepare();
     let build_secs = start.elapsed().as_secs_f64();
     drop(items);
 
-    let mut runs = Vec::new();
-    for ef in efs.split(',') {
-        let ef: usize = ef.parse().expect("EF is a list of numbers");
+    println!(
+        "{}",
+        serde_json::json!({
+            "points": ix.points(), "queries": queries.len(), "dim": dim, "k": k,
+            "m": index::MAX_CONN, "ef_construction": index::EF_CONSTRUCTION,
+            "build_secs": build_secs, "layout_secs": build_secs - insert_secs,
+        })
+    );
+    std::io::stdout().flush().unwrap();
+    // Then one search pass per line on stdin ("EF"), so the driver can
+    // alternate twin's passes with the peer's under the same load.
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("readable stdin");
+        let ef: usize = line.trim().parse().expect("EF is a number");
         let mut ids = Vec::with_capacity(queries.len() * k);
         let start = Instant::now();
         for q in &queries {
             // As twin searches: one query at a time, every slot live.
-            let hits = ix.search(q, k, ef, &|_| true);
+            let hits = ix.search(q, k, ef, None);
             ids.extend((0..k).map(|i| hits.get(i).map_or(u64::MAX, |h| h.0)));
         }
         let secs = start.elapsed().as_secs_f64();
         let path = format!("{prefix}-ef{ef}.u64");
         let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
-        runs.push(serde_json::json!({"ef": ef, "secs": secs, "qps": queries.len() as f64 / secs, "ids": path}));
+        println!(
+            "{}",
+            serde_json::json!({"ef": ef, "secs": secs, "qps": queries.len() as f64 / secs, "ids": path})
+        );
+        std::io::stdout().flush().unwrap();
     }
-    println!(
-        "{}",
-        serde_json::json!({
-            "points": ix.points(), "queries": queries.len(), "dim": dim, "k": k,
-            "m": index::MAX_CONN, "ef_construction": index::EF_CONSTRUCTION,
-            "build_secs": build_secs, "search": runs,
-        })
-    );
 }
 
 fn main() {
