@@ -9,7 +9,11 @@ scripts/bench-memory, which installs the peers):
    synthetic 384-d unit vectors: build time, then recall@10 against exact brute
    force (numpy) and single-thread queries/s, for twin's `VectorIndex`
    (hnsw_rs) and hnswlib (the engine under ChromaDB) at the same M,
-   ef_construction and ef_search.
+   ef_construction and ef_search, then the best queries/s of each at
+   recall@10 >= the target over the ef sweep.
+
+Twin's and the peer's runs alternate (and swap who goes first), best of a few
+each, so load on a shared machine falls on both alike.
 """
 import argparse
 import json
