@@ -157,6 +157,10 @@ impl FlatGraph {
         self.slots.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Mean base-layer links per point (what each expansion costs).
     pub fn mean_links(&self) -> f64 {
         self.links.len() as f64 / self.slots.len().max(1) as f64
@@ -377,9 +381,9 @@ mod tests {
             let found: Vec<u64> = flat.search(q, 10, 64, None).iter().map(|h| h.0).collect();
             let truth = exact(&base, q, 10, |_| true);
             hits += found.iter().filter(|s| truth.contains(s)).count();
-            let even = |s: u64| s % 2 == 0;
+            let even = |s: u64| s.is_multiple_of(2);
             let found: Vec<(u64, f32)> = flat.search(q, 10, 64, Some(&even));
-            assert!(found.iter().all(|(s, _)| s % 2 == 0));
+            assert!(found.iter().all(|(s, _)| s.is_multiple_of(2)));
             assert!(found.windows(2).all(|w| w[0].1 <= w[1].1));
             let truth = exact(&base, q, 10, even);
             hits_even += found.iter().filter(|(s, _)| truth.contains(s)).count();
