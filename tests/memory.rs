@@ -320,6 +320,68 @@ fn another_embedding_model_is_refused_until_rebuild() {
     assert!(search(&other, "hiking Alps")[0].vector_rank.is_some());
 }
 
+/// The word-hash embedder, slowed to a model's pace, so the job's throttled
+/// progress events can show each embedded batch.
+struct Slow(HashEmbedder);
+
+impl Embedder for Slow {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, twin::memory::embed::EmbedError> {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        self.0.embed(texts)
+    }
+}
+
+#[test]
+fn a_build_reports_progress_per_embedded_batch_of_memories() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // One note of 150 sections: 150 chunks from a single source, so progress
+    // counted in sources alone would sit still while they are embedded.
+    let note: String = (0..150)
+        .map(|i| {
+            format!(
+                "## Section {i}\n\nparagraph number {i} about topic {}\n\n",
+                i % 7
+            )
+        })
+        .collect();
+    std::fs::write(input.join("big.md"), format!("# Big\n\n{note}")).unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("data/store")).unwrap());
+    ingest(&store, &input);
+    let mem = Memories::open(store.clone(), Box::new(Slow(HashEmbedder::new(64))), 180.0).unwrap();
+    let (ctx, mut rx, _c) = JobCtx::detached("index");
+    let report = build::build(&mem, &ctx).unwrap();
+    assert!(report.written >= 150, "{report:?}");
+    let mut done = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let twin::jobs::JobBody::Progress {
+            done: d,
+            total,
+            unit,
+            ..
+        } = ev.body
+            && unit == "memories"
+        {
+            assert_eq!(total, Some(report.written), "total memories known up front");
+            done.push(d);
+        }
+    }
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+    assert_eq!(done.last(), Some(&report.written), "{done:?}");
+    let between = done
+        .iter()
+        .filter(|d| **d > 0 && **d < report.written)
+        .count();
+    assert!(between >= 2, "progress moved per batch: {done:?}");
+}
+
 #[test]
 fn topics_entities_and_biography() {
     let (dir, input) = home();

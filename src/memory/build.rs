@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{Memories, MemoryError, MemoryKind, NewMemory, Provenance, keys};
+use super::{Memories, MemoryError, MemoryKind, NewMemory, Progress, Provenance, keys};
 use crate::ingest::Document;
 use crate::ingest::identity::me_id;
 use crate::ingest::records::{Contact, Conversation, Id, Message, StoredDocument, Window, id_of};
@@ -83,19 +83,10 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
         store.scan::<StoredDocument>([]).collect::<Result<_, _>>()?;
     let total = (conversations.len() + docs.len()) as u64;
     let mut done = 0u64;
-    let mut pending: Vec<NewMemory> = Vec::new();
-    let mut pending_groups: Vec<(Key, u64, Vec<u64>)> = Vec::new();
-
-    let flush = |pending: &mut Vec<NewMemory>,
-                 groups: &mut Vec<(Key, u64, Vec<u64>)>,
-                 report: &mut BuildReport|
-     -> Result<(), MemoryError> {
-        report.written += mem.upsert(std::mem::take(pending), None)? as u64;
-        for (k, h, ids) in groups.drain(..) {
-            set_group_state(&store, &k, h, &ids)?;
-        }
-        Ok(())
-    };
+    // Pass 1 (quick: rendering, no model): what each changed source now
+    // implies. Pass 2 embeds and stores it, reporting progress in memories,
+    // where the time goes.
+    let mut plan: Vec<(Key, u64, Vec<NewMemory>)> = Vec::new();
 
     for conv in &conversations {
         if ctx.is_cancelled() {
@@ -125,13 +116,9 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
             if let Some((_, old_ids)) = &old {
                 report.removed += remove_vanished(mem, old_ids, &ids)?;
             }
-            pending.extend(episodes);
-            pending_groups.push((gkey, hash, ids));
+            plan.push((gkey, hash, episodes));
         }
         done += 1;
-        if pending.len() >= 256 {
-            flush(&mut pending, &mut pending_groups, &mut report)?;
-        }
         ctx.progress(done, Some(total), "sources");
     }
 
@@ -186,16 +173,42 @@ pub fn build(mem: &Memories, ctx: &JobCtx) -> Result<BuildReport, MemoryError> {
             if let Some((_, old_ids)) = &old {
                 report.removed += remove_vanished(mem, old_ids, &ids)?;
             }
-            pending.extend(items);
-            pending_groups.push((gkey, d.content_hash, ids));
+            plan.push((gkey, d.content_hash, items));
         }
         done += 1;
-        if pending.len() >= 256 {
-            flush(&mut pending, &mut pending_groups, &mut report)?;
-        }
         ctx.progress(done, Some(total), "sources");
     }
-    flush(&mut pending, &mut pending_groups, &mut report)?;
+
+    // Pass 2: in batches of about 256 memories; a source's state is written
+    // only once all its memories are stored, so a cancelled or crashed build
+    // redoes exactly the sources it had not finished.
+    let total: u64 = plan.iter().map(|(_, _, items)| items.len() as u64).sum();
+    let mut stored = 0u64;
+    let mut pending: Vec<NewMemory> = Vec::new();
+    let mut groups: Vec<(Key, u64, Vec<u64>)> = Vec::new();
+    ctx.progress(0, Some(total), "memories");
+    let mut plan = plan.into_iter().peekable();
+    while let Some((key, hash, items)) = plan.next() {
+        groups.push((key, hash, items.iter().map(|m| m.id).collect()));
+        pending.extend(items);
+        if pending.len() < 256 && plan.peek().is_some() {
+            continue;
+        }
+        if ctx.is_cancelled() {
+            return Err(MemoryError::Cancelled);
+        }
+        let n = pending.len() as u64;
+        let progress = Progress {
+            ctx,
+            before: stored,
+            total,
+        };
+        report.written += mem.upsert(std::mem::take(&mut pending), Some(progress))? as u64;
+        stored += n;
+        for (k, h, ids) in groups.drain(..) {
+            set_group_state(&store, &k, h, &ids)?;
+        }
+    }
     report.chats = super::chats::remember_closed(mem)?;
     report.written += report.chats;
     mem.save()?;

@@ -17,9 +17,9 @@ use llama_cpp_2::token::LlamaToken;
 /// are truncated to this many tokens ([CLS] and [SEP] included).
 pub const MAX_TOKENS: usize = 256;
 /// Tokens packed into one llama.cpp batch (several texts share it).
-const BATCH_TOKENS: usize = 2048;
+pub const BATCH_TOKENS: usize = 2048;
 /// Texts in one batch at most.
-const BATCH_SEQS: usize = 64;
+pub const BATCH_SEQS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -56,9 +56,20 @@ pub struct LlamaEmbedder {
     id: String,
     dim: usize,
     threads: i32,
+    batch_tokens: usize,
+    batch_seqs: usize,
 }
 
 impl LlamaEmbedder {
+    /// Pack at most `tokens` tokens and `seqs` texts into one llama.cpp
+    /// encode (defaults `BATCH_TOKENS`, `BATCH_SEQS`). Every text must fit:
+    /// `tokens` is raised to `MAX_TOKENS` at least.
+    pub fn with_batch(mut self, tokens: usize, seqs: usize) -> LlamaEmbedder {
+        self.batch_tokens = tokens.max(MAX_TOKENS);
+        self.batch_seqs = seqs.max(1);
+        self
+    }
+
     pub fn load(path: &Path, threads: usize) -> Result<LlamaEmbedder, EmbedError> {
         let fail = |detail: String| EmbedError::Load {
             path: path.to_path_buf(),
@@ -88,6 +99,8 @@ impl LlamaEmbedder {
             id: format!("{name}:{size}:{dim}"),
             dim,
             threads: crate::llm::engine::thread_count(threads) as i32,
+            batch_tokens: BATCH_TOKENS,
+            batch_seqs: BATCH_SEQS,
         })
     }
 
@@ -114,10 +127,12 @@ impl Embedder for LlamaEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let params = LlamaContextParams::default()
             // llama.cpp pads each sequence's share of the context to 256.
-            .with_n_ctx(NonZeroU32::new((256 * BATCH_SEQS) as u32))
-            .with_n_batch(BATCH_TOKENS as u32)
-            .with_n_ubatch(BATCH_TOKENS as u32)
-            .with_n_seq_max(BATCH_SEQS as u32)
+            .with_n_ctx(NonZeroU32::new(
+                (256 * self.batch_seqs).max(self.batch_tokens) as u32,
+            ))
+            .with_n_batch(self.batch_tokens as u32)
+            .with_n_ubatch(self.batch_tokens as u32)
+            .with_n_seq_max(self.batch_seqs as u32)
             .with_n_threads(self.threads)
             .with_n_threads_batch(self.threads)
             .with_embeddings(true);
@@ -126,7 +141,7 @@ impl Embedder for LlamaEmbedder {
             .new_context(crate::llm::engine::backend(), params)
             .map_err(|e| EmbedError::Run(e.to_string()))?;
         let mut out = Vec::with_capacity(texts.len());
-        let mut batch = LlamaBatch::new(BATCH_TOKENS, BATCH_SEQS as i32);
+        let mut batch = LlamaBatch::new(self.batch_tokens, self.batch_seqs as i32);
         let mut pending = 0usize;
         let run = |ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
                    batch: &mut LlamaBatch,
@@ -150,7 +165,7 @@ impl Embedder for LlamaEmbedder {
         let mut used = 0usize;
         for text in texts {
             let toks = self.tokens(text);
-            if pending == BATCH_SEQS || used + toks.len() > BATCH_TOKENS {
+            if pending == self.batch_seqs || used + toks.len() > self.batch_tokens {
                 run(&mut ctx, &mut batch, pending, &mut out)?;
                 pending = 0;
                 used = 0;

@@ -15,6 +15,7 @@ pub mod chats;
 pub mod convert;
 pub mod embed;
 pub mod extract;
+pub mod flat;
 pub mod index;
 pub mod lifecycle;
 pub mod report;
@@ -287,6 +288,15 @@ impl Meta {
     }
 }
 
+/// Where one `upsert` stands in a larger job, so the job's progress moves per
+/// embedded batch: memories handled before this call, and the job's total.
+#[derive(Clone, Copy)]
+pub struct Progress<'a> {
+    pub ctx: &'a JobCtx,
+    pub before: u64,
+    pub total: u64,
+}
+
 struct Inner {
     index: VectorIndex,
     bm25: Bm25,
@@ -480,6 +490,8 @@ impl Memories {
                 self.rebuild_index(inner)?;
             }
         }
+        // Lay the graph out for search now rather than on the first query.
+        inner.index.prepare();
         Ok(())
     }
 
@@ -595,7 +607,7 @@ impl Memories {
     pub fn upsert(
         &self,
         items: Vec<NewMemory>,
-        ctx: Option<&JobCtx>,
+        progress: Option<Progress<'_>>,
     ) -> Result<usize, MemoryError> {
         if let Some(stored) = self.model_mismatch() {
             return Err(MemoryError::ModelChanged {
@@ -603,15 +615,20 @@ impl Memories {
                 current: self.embedder.id().to_string(),
             });
         }
-        let total = items.len() as u64;
         let mut written = 0;
+        let mut done = 0u64;
         for chunk in items.chunks(64) {
-            if ctx.is_some_and(|c| c.is_cancelled()) {
+            if progress.is_some_and(|p| p.ctx.is_cancelled()) {
                 return Err(MemoryError::Cancelled);
             }
             written += self.upsert_batch(chunk)?;
-            if let Some(c) = ctx {
-                c.progress(written as u64, Some(total), "memories");
+            done += chunk.len() as u64;
+            if let Some(p) = progress {
+                p.ctx.progress(
+                    p.before + done,
+                    Some(p.total.max(p.before + done)),
+                    "memories",
+                );
             }
         }
         Ok(written)
@@ -873,9 +890,17 @@ impl Memories {
                     .and_then(|id| inner.meta.get(id))
                     .is_some_and(|m| Self::passes(m, q))
             };
+            // A filter makes the graph search walk on until it has enough
+            // kept points: give none when every slot is live and wanted.
+            let unfiltered = q.kinds.is_empty()
+                && q.contact.is_none()
+                && q.since_ms.is_none()
+                && q.until_ms.is_none()
+                && self.tombstones(&inner) == 0;
+            let keep: Option<&dyn Fn(u64) -> bool> = if unfiltered { None } else { Some(&keep) };
             inner
                 .index
-                .search(&qv, depth, depth.max(100), &keep)
+                .search(&qv, depth, depth.max(100), keep)
                 .into_iter()
                 .filter_map(|(slot, cos)| inner.slot_mem.get(&slot).map(|id| (*id, cos)))
                 .collect()
@@ -1059,12 +1084,20 @@ impl Memories {
         if inner.mismatch.is_some() {
             return Vec::new();
         }
-        let keep = |slot: u64| inner.slot_mem.get(&slot).is_some_and(|id| *id != skip);
+        let live = |slot: u64| inner.slot_mem.contains_key(&slot);
+        let keep: Option<&dyn Fn(u64) -> bool> = if self.tombstones(&inner) == 0 {
+            None
+        } else {
+            Some(&live)
+        };
+        // One more than asked, in case `skip` itself is among them.
         inner
             .index
-            .search(v, k, 64.max(k), &keep)
+            .search(v, k + 1, 64.max(k + 1), keep)
             .into_iter()
             .filter_map(|(s, c)| inner.slot_mem.get(&s).map(|id| (*id, c)))
+            .filter(|(id, _)| *id != skip)
+            .take(k)
             .collect()
     }
 }

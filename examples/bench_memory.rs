@@ -1,0 +1,159 @@
+//! twin's side of `scripts/bench-memory` (run by hand, never in CI; built only
+//! with `--features bench`). Three commands:
+//!
+//!   bench_memory convert MINILM_DIR OUT.gguf
+//!       converts the downloaded all-MiniLM-L6-v2 folder as twin does.
+//!   bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS [TOKENS,SEQS]
+//!       embeds every text (a JSON string per line) with twin's llama.cpp
+//!       embedder in one `embed` call (TOKENS,SEQS: another batch packing to
+//!       try), writes the vectors as raw little-endian f32 rows, and reports
+//!       texts/s.
+//!   bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX
+//!       builds twin's `VectorIndex` over BASE (all cores, as twin indexes,
+//!       including the flat layout searches run on) and reports build
+//!       seconds; then, for each EF read from stdin, answers every query on
+//!       one thread, writes the ids as raw little-endian u64 rows
+//!       (`OUT_PREFIX-efN.u64`) and reports queries/s.
+//!
+//! Each prints JSON lines.
+//!
+//! The Python side (scripts/bench/run_memory.py) runs the peers on the same
+//! files and computes recall against brute force.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use twin::memory::embed::{self, Embedder, LlamaEmbedder};
+use twin::memory::index::{self, VectorIndex};
+
+fn read_f32(path: &Path, dim: usize) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        bytes.len() % (4 * dim),
+        0,
+        "{}: not rows of {dim} f32",
+        path.display()
+    );
+    bytes
+        .chunks_exact(4 * dim)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+fn embed(args: &[String]) {
+    let (model, texts, out, threads, batch) = match args {
+        [m, t, o, th] => (m, t, o, th, None),
+        [m, t, o, th, b] => (m, t, o, th, Some(b)),
+        _ => panic!("usage: bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS [TOKENS,SEQS]"),
+    };
+    let threads: usize = threads.parse().expect("THREADS is a number");
+    let file = std::fs::File::open(texts).unwrap_or_else(|e| panic!("{texts}: {e}"));
+    let texts: Vec<String> = std::io::BufReader::new(file)
+        .lines()
+        .map(|l| serde_json::from_str(&l.expect("readable texts")).expect("a JSON string per line"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut e = LlamaEmbedder::load(Path::new(model), threads).expect("embedding model loads");
+    let (mut tokens, mut seqs) = (embed::BATCH_TOKENS, embed::BATCH_SEQS);
+    if let Some(b) = batch {
+        let (t, s) = b.split_once(',').expect("batch is TOKENS,SEQS");
+        tokens = t.parse().expect("TOKENS is a number");
+        seqs = s.parse().expect("SEQS is a number");
+        e = e.with_batch(tokens, seqs);
+    }
+    let start = Instant::now();
+    let vecs = e.embed(&refs).expect("embedding runs");
+    let secs = start.elapsed().as_secs_f64();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).expect("output is writable"));
+    for v in &vecs {
+        for x in v {
+            w.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+    w.flush().unwrap();
+    println!(
+        "{}",
+        serde_json::json!({
+            "texts": vecs.len(), "dim": e.dim(), "threads": threads,
+            "batch_tokens": tokens, "batch_seqs": seqs,
+            "secs": secs, "per_s": vecs.len() as f64 / secs,
+        })
+    );
+}
+
+fn search(args: &[String]) {
+    let [base, queries, dim, k, prefix] = args else {
+        panic!("usage: bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX");
+    };
+    let dim: usize = dim.parse().expect("DIM is a number");
+    let k: usize = k.parse().expect("K is a number");
+    let base = read_f32(Path::new(base), dim);
+    let queries = read_f32(Path::new(queries), dim);
+    let items: Vec<(u64, Vec<f32>)> = base
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
+
+    let start = Instant::now();
+    let mut ix = VectorIndex::new(dim, items.len());
+    ix.insert_many(&items);
+    let insert_secs = start.elapsed().as_secs_f64();
+    // As twin does after building or loading: lay the graph out for search.
+    ix.prepare();
+    let build_secs = start.elapsed().as_secs_f64();
+    drop(items);
+
+    println!(
+        "{}",
+        serde_json::json!({
+            "points": ix.points(), "queries": queries.len(), "dim": dim, "k": k,
+            "m": index::MAX_CONN, "ef_construction": index::EF_CONSTRUCTION,
+            "build_secs": build_secs, "layout_secs": build_secs - insert_secs,
+        })
+    );
+    std::io::stdout().flush().unwrap();
+    // Then one search pass per line on stdin ("EF"), so the driver can
+    // alternate twin's passes with the peer's under the same load.
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("readable stdin");
+        let ef: usize = line.trim().parse().expect("EF is a number");
+        let mut ids = Vec::with_capacity(queries.len() * k);
+        let start = Instant::now();
+        for q in &queries {
+            // As twin searches: one query at a time, every slot live.
+            let hits = ix.search(q, k, ef, None);
+            ids.extend((0..k).map(|i| hits.get(i).map_or(u64::MAX, |h| h.0)));
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let path = format!("{prefix}-ef{ef}.u64");
+        let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        println!(
+            "{}",
+            serde_json::json!({"ef": ef, "secs": secs, "qps": queries.len() as f64 / secs, "ids": path})
+        );
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("convert") if args.len() == 3 => {
+            twin::memory::convert::bert_to_gguf(Path::new(&args[1]), Path::new(&args[2]))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        Some("embed") => embed(&args[1..]),
+        Some("index") => search(&args[1..]),
+        _ => {
+            eprintln!("usage: bench_memory embed|index ... (see scripts/bench-memory)");
+            std::process::exit(2);
+        }
+    }
+}
