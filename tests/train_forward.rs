@@ -230,7 +230,10 @@ fn gemma3_270m() -> Option<PathBuf> {
 /// short prompt in gemma's chat template. Against a copy dequantized to f32 the
 /// weights are identical on both sides; the remaining differences are f32
 /// summation order and llama.cpp's GELU, which looks its result up in a table
-/// of f16 values (`GGML_GELU_FP16`) where we compute it in f32.
+/// of f16 values (`GGML_GELU_FP16`) where we compute it in f32. Measured on 25
+/// tokens: 9.9e-4 of the largest logit at most, mean 8.1e-3, no argmax differs
+/// (asserted: 3e-3, 2e-2, none); against the Q4_K_M file itself, mean 0.40 and
+/// one argmax of 25 (asserted: mean < 0.5, at most a tenth).
 #[test]
 fn gemma3_270m_logits_match_llama_cpp() {
     let Some(path) = gemma3_270m() else { return };
@@ -260,7 +263,7 @@ fn gemma3_270m_logits_match_llama_cpp() {
         "Gemma 3 270M dequantized to f32, {} tokens: max |diff| {max:.2e} of the largest logit, mean {mean:.2e}, argmax flips {flips}",
         tokens.len()
     );
-    assert!(max < 2e-2 && mean < 2e-2, "max diff {max}, mean {mean}");
+    assert!(max < 3e-3 && mean < 2e-2, "max diff {max}, mean {mean}");
     assert_eq!(flips, 0);
     let q = theirs(&path, &tokens);
     let (max, mean, flips) = compare(&a, &q, vocab);
