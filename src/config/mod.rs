@@ -412,7 +412,7 @@ pub const KEYS: &[KeySpec] = &[
         key: "train.base",
         kind: Kind::Str,
         default: "\"\"",
-        doc: "the base model to fine-tune: a .gguf file name in the models folder, or a path; empty means chat.model (llama architecture, e.g. SmolLM2)",
+        doc: "the base model to fine-tune: a .gguf file name in the models folder, or a path; empty means chat.model (architecture llama, gemma3, qwen2 or qwen3: SmolLM2, Gemma 3 270M, ...)",
         env: Some("TWIN_TRAIN_BASE"),
     },
     KeySpec {

@@ -1,9 +1,12 @@
 //! Tiny random-weight models in GGUF, so tests load, template, generate, cancel
 //! and constrain with llama.cpp without downloading anything (a few hundred KB).
 //!
-//! The model is a real `llama` architecture with a byte-level BPE vocabulary
+//! The model is a real `llama` architecture (or `gemma3`, `qwen2`, `qwen3`, with
+//! every tensor and metadata key llama.cpp's loader for them wants: see
+//! [`TinyArch`]) with a byte-level BPE vocabulary
 //! (`tokenizer.ggml.model = "gpt2"`: the 256 byte tokens in GPT-2's byte-to-unicode
-//! spelling, no merges) plus the ChatML control tokens. Its weights are random
+//! spelling, no merges) plus the ChatML control tokens (gemma's turn tokens for
+//! gemma3). Its weights are random
 //! but shaped so that generation never ends by chance: every embedding carries a
 //! constant first component, and the output row of each control token points
 //! against it, so `<|im_end|>` only wins when a grammar leaves nothing else.
@@ -15,14 +18,56 @@ use super::gguf::{Value, Writer};
 /// SmolLM2's template, which llama.cpp recognises as ChatML.
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
-/// Token ids of the control tokens after the 256 byte tokens.
+/// Token ids of the control tokens after the 256 byte tokens. In a gemma3
+/// model they are `<eos>`, `<start_of_turn>` and `<end_of_turn>`, then `<bos>` (259).
 pub const ENDOFTEXT: i32 = 256;
 pub const IM_START: i32 = 257;
 pub const IM_END: i32 = 258;
 
-/// The shape of a tiny llama model.
+/// The architecture of a tiny model. Beyond llama's tensors:
+/// - `Gemma3`: q/k norms, post-attention and post-FFN norms, sliding-window
+///   layers (`gemma3.attention.sliding_window` positions, every third layer
+///   global), a global rope base of 1e6 beside the sliding layers' default
+///   10000; no chat template (like Gemma 3 270M: twin picks gemma's built-in),
+///   `<bos>` added to every sequence.
+/// - `Qwen2`: q/k/v biases; ChatML.
+/// - `Qwen3`: q/k norms; ChatML.
+///
+/// gemma3 and qwen3 get heads wider than `n_embd / n_head` (as the real ones have).
+/// Norm weights are random around 1 for all but llama (whose weights stay as
+/// they always were, for the tests that rely on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TinyArch {
+    #[default]
+    Llama,
+    Gemma3,
+    Qwen2,
+    Qwen3,
+}
+
+impl TinyArch {
+    pub const ALL: [TinyArch; 4] = [
+        TinyArch::Llama,
+        TinyArch::Gemma3,
+        TinyArch::Qwen2,
+        TinyArch::Qwen3,
+    ];
+
+    /// `general.architecture`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TinyArch::Llama => "llama",
+            TinyArch::Gemma3 => "gemma3",
+            TinyArch::Qwen2 => "qwen2",
+            TinyArch::Qwen3 => "qwen3",
+        }
+    }
+}
+
+/// The shape of a tiny model (llama unless `arch` says otherwise).
 #[derive(Debug, Clone)]
 pub struct TinyLlama {
+    pub arch: TinyArch,
     pub n_embd: u64,
     pub n_layer: u64,
     pub n_head: u64,
@@ -34,6 +79,10 @@ pub struct TinyLlama {
     /// `tokenizer.chat_template`; `None` writes a model without one.
     pub chat_template: Option<String>,
     pub seed: u64,
+    /// The width of a head; `None`: `n_embd / n_head`.
+    pub head_dim: Option<u64>,
+    /// gemma3: how many positions a sliding-window layer sees.
+    pub sliding_window: u64,
 }
 
 impl Default for TinyLlama {
@@ -48,6 +97,39 @@ impl Default for TinyLlama {
             name: "tiny-random-llama-instruct".into(),
             chat_template: Some(CHATML_TEMPLATE.into()),
             seed: 7,
+            arch: TinyArch::Llama,
+            head_dim: None,
+            sliding_window: 8,
+        }
+    }
+}
+
+impl TinyLlama {
+    /// A tiny model of `arch` (see [`TinyArch`]).
+    pub fn of(arch: TinyArch) -> TinyLlama {
+        let base = TinyLlama {
+            arch,
+            ..TinyLlama::default()
+        };
+        match arch {
+            TinyArch::Llama => base,
+            TinyArch::Gemma3 => TinyLlama {
+                n_layer: 3,
+                n_head_kv: 1,
+                head_dim: Some(32),
+                name: "tiny-random-gemma3".into(),
+                chat_template: None,
+                ..base
+            },
+            TinyArch::Qwen2 => TinyLlama {
+                name: "tiny-random-qwen2-instruct".into(),
+                ..base
+            },
+            TinyArch::Qwen3 => TinyLlama {
+                head_dim: Some(32),
+                name: "tiny-random-qwen3-instruct".into(),
+                ..base
+            },
         }
     }
 }
@@ -91,39 +173,61 @@ pub fn byte_token_text(b: u8) -> String {
 
 impl TinyLlama {
     pub fn vocab_size(&self) -> u64 {
-        259
+        if self.arch == TinyArch::Gemma3 {
+            260
+        } else {
+            259
+        }
+    }
+
+    /// The width of a head.
+    pub fn head_dim(&self) -> u64 {
+        self.head_dim.unwrap_or(self.n_embd / self.n_head)
     }
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let (d, v, ff) = (self.n_embd, self.vocab_size(), self.n_ff);
-        let head_dim = d / self.n_head;
-        let kv = head_dim * self.n_head_kv;
+        let head_dim = self.head_dim();
+        let (q, kv) = (head_dim * self.n_head, head_dim * self.n_head_kv);
+        let arch = self.arch.name();
+        let gemma = self.arch == TinyArch::Gemma3;
         let mut rng = Rng(self.seed);
         let mut w = Writer::new();
         let mut tokens: Vec<String> = (0..=255u8).map(byte_token_text).collect();
-        tokens.extend(["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from));
         let mut types = vec![1i32; 256];
-        types.extend([3, 3, 3]);
-        w.kv("general.architecture", Value::Str("llama".into()))
+        let (bos, eos) = if gemma {
+            tokens.extend(["<eos>", "<start_of_turn>", "<end_of_turn>", "<bos>"].map(String::from));
+            types.extend([3, 3, 3, 3]);
+            (259, ENDOFTEXT as u32)
+        } else {
+            tokens.extend(["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from));
+            types.extend([3, 3, 3]);
+            (IM_START as u32, IM_END as u32)
+        };
+        let k = |key: &str| format!("{arch}.{key}");
+        w.kv("general.architecture", Value::Str(arch.into()))
             .kv("general.type", Value::Str("model".into()))
             .kv("general.name", Value::Str(self.name.clone()))
             .kv("general.file_type", Value::U32(0))
+            .kv(&k("context_length"), Value::U32(self.context_length as u32))
+            .kv(&k("embedding_length"), Value::U32(d as u32))
+            .kv(&k("block_count"), Value::U32(self.n_layer as u32))
+            .kv(&k("feed_forward_length"), Value::U32(ff as u32))
+            .kv(&k("attention.head_count"), Value::U32(self.n_head as u32))
             .kv(
-                "llama.context_length",
-                Value::U32(self.context_length as u32),
-            )
-            .kv("llama.embedding_length", Value::U32(d as u32))
-            .kv("llama.block_count", Value::U32(self.n_layer as u32))
-            .kv("llama.feed_forward_length", Value::U32(ff as u32))
-            .kv("llama.attention.head_count", Value::U32(self.n_head as u32))
-            .kv(
-                "llama.attention.head_count_kv",
+                &k("attention.head_count_kv"),
                 Value::U32(self.n_head_kv as u32),
             )
-            .kv("llama.rope.dimension_count", Value::U32(head_dim as u32))
-            .kv("llama.rope.freq_base", Value::F32(10000.0))
-            .kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
-            .kv("llama.vocab_size", Value::U32(v as u32))
+            .kv(&k("rope.dimension_count"), Value::U32(head_dim as u32))
+            .kv(
+                &k("rope.freq_base"),
+                Value::F32(if gemma { 1e6 } else { 10000.0 }),
+            )
+            .kv(
+                &k("attention.layer_norm_rms_epsilon"),
+                Value::F32(if gemma { 1e-6 } else { 1e-5 }),
+            )
+            .kv(&k("vocab_size"), Value::U32(v as u32))
             .kv("tokenizer.ggml.model", Value::Str("gpt2".into()))
             .kv("tokenizer.ggml.pre", Value::Str("gpt-2".into()))
             .kv("tokenizer.ggml.tokens", Value::strings(tokens))
@@ -132,13 +236,24 @@ impl TinyLlama {
                 "tokenizer.ggml.merges",
                 Value::strings(Vec::<String>::new()),
             )
-            .kv("tokenizer.ggml.bos_token_id", Value::U32(IM_START as u32))
-            .kv("tokenizer.ggml.eos_token_id", Value::U32(IM_END as u32))
+            .kv("tokenizer.ggml.bos_token_id", Value::U32(bos))
+            .kv("tokenizer.ggml.eos_token_id", Value::U32(eos))
             .kv(
                 "tokenizer.ggml.padding_token_id",
                 Value::U32(ENDOFTEXT as u32),
             )
-            .kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
+            .kv("tokenizer.ggml.add_bos_token", Value::Bool(gemma));
+        if self.head_dim.is_some() {
+            w.kv(&k("attention.key_length"), Value::U32(head_dim as u32))
+                .kv(&k("attention.value_length"), Value::U32(head_dim as u32));
+        }
+        if gemma {
+            w.kv(
+                &k("attention.sliding_window"),
+                Value::U32(self.sliding_window as u32),
+            )
+            .kv(&k("attention.sliding_window_pattern"), Value::U32(3));
+        }
         if let Some(t) = &self.chat_template {
             w.kv("tokenizer.chat_template", Value::Str(t.clone()));
         }
@@ -156,18 +271,42 @@ impl TinyLlama {
             out[(t * d) as usize] = if t < 256 { 20.0 } else { -20.0 };
         }
         w.tensor_f32("output.weight", &[d, v], &out);
+        // Llama keeps all-ones norms (and so its weights as they always were).
+        let llama = self.arch == TinyArch::Llama;
+        let mut extra = Rng(self.seed ^ 0xA2C4);
+        let mut norm = |n: u64| -> Vec<f32> {
+            if llama {
+                vec![1.0; n as usize]
+            } else {
+                extra.fill(n, 0.3).into_iter().map(|x| 1.0 + x).collect()
+            }
+        };
         for l in 0..self.n_layer {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             let small = 0.05;
-            w.tensor_f32(&p("attn_norm"), &[d], &vec![1.0; d as usize]);
-            w.tensor_f32(&p("attn_q"), &[d, d], &rng.fill(d * d, small));
+            w.tensor_f32(&p("attn_norm"), &[d], &norm(d));
+            w.tensor_f32(&p("attn_q"), &[d, q], &rng.fill(d * q, small));
             w.tensor_f32(&p("attn_k"), &[d, kv], &rng.fill(d * kv, small));
             w.tensor_f32(&p("attn_v"), &[d, kv], &rng.fill(d * kv, small));
-            w.tensor_f32(&p("attn_output"), &[d, d], &rng.fill(d * d, small));
-            w.tensor_f32(&p("ffn_norm"), &[d], &vec![1.0; d as usize]);
+            w.tensor_f32(&p("attn_output"), &[q, d], &rng.fill(q * d, small));
+            w.tensor_f32(&p("ffn_norm"), &[d], &norm(d));
             w.tensor_f32(&p("ffn_gate"), &[d, ff], &rng.fill(d * ff, small));
             w.tensor_f32(&p("ffn_up"), &[d, ff], &rng.fill(d * ff, small));
             w.tensor_f32(&p("ffn_down"), &[ff, d], &rng.fill(ff * d, small));
+            if matches!(self.arch, TinyArch::Gemma3 | TinyArch::Qwen3) {
+                w.tensor_f32(&p("attn_q_norm"), &[head_dim], &norm(head_dim));
+                w.tensor_f32(&p("attn_k_norm"), &[head_dim], &norm(head_dim));
+            }
+            if gemma {
+                w.tensor_f32(&p("post_attention_norm"), &[d], &norm(d));
+                w.tensor_f32(&p("post_ffw_norm"), &[d], &norm(d));
+            }
+            if self.arch == TinyArch::Qwen2 {
+                let b = |s: &str| format!("blk.{l}.{s}.bias");
+                w.tensor_f32(&b("attn_q"), &[q], &rng.fill(q, 0.5));
+                w.tensor_f32(&b("attn_k"), &[kv], &rng.fill(kv, 0.5));
+                w.tensor_f32(&b("attn_v"), &[kv], &rng.fill(kv, 0.5));
+            }
         }
         w.write(path)
     }
@@ -176,16 +315,19 @@ impl TinyLlama {
     /// (llama.cpp's layout: `lora_a` is `[n_in, rank]`, `lora_b` is `[rank, n_out]`).
     pub fn write_adapter(&self, path: &Path, rank: u64, alpha: f32) -> std::io::Result<()> {
         let d = self.n_embd;
-        let kv = d / self.n_head * self.n_head_kv;
+        let (q, kv) = (
+            self.head_dim() * self.n_head,
+            self.head_dim() * self.n_head_kv,
+        );
         let mut rng = Rng(self.seed ^ 0xA11CE);
         let mut w = Writer::new();
-        w.kv("general.architecture", Value::Str("llama".into()))
+        w.kv("general.architecture", Value::Str(self.arch.name().into()))
             .kv("general.type", Value::Str("adapter".into()))
             .kv("general.name", Value::Str(format!("{}-lora", self.name)))
             .kv("adapter.type", Value::Str("lora".into()))
             .kv("adapter.lora.alpha", Value::F32(alpha));
         for l in 0..self.n_layer {
-            for (t, n_out) in [("attn_q", d), ("attn_v", kv)] {
+            for (t, n_out) in [("attn_q", q), ("attn_v", kv)] {
                 let base = format!("blk.{l}.{t}.weight");
                 w.tensor_f32(
                     &format!("{base}.lora_a"),
@@ -234,5 +376,31 @@ mod tests {
         let adapter = dir.path().join("lora.gguf");
         spec.write_adapter(&adapter, 4, 8.0).unwrap();
         assert!(Gguf::open(&adapter).unwrap().is_adapter());
+    }
+
+    #[test]
+    fn tiny_models_of_each_architecture_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for arch in TinyArch::ALL {
+            let path = dir.path().join(format!("{}.gguf", arch.name()));
+            let spec = TinyLlama::of(arch);
+            spec.write(&path).unwrap();
+            let g = Gguf::open(&path).unwrap();
+            let s = g.summary();
+            assert_eq!(s.architecture.as_deref(), Some(arch.name()));
+            assert_eq!(s.vocab_size, Some(spec.vocab_size()));
+            let per_layer = match arch {
+                TinyArch::Llama => 9,
+                TinyArch::Gemma3 => 13,
+                TinyArch::Qwen2 => 12,
+                TinyArch::Qwen3 => 11,
+            };
+            assert_eq!(
+                g.tensors.len() as u64,
+                3 + per_layer * spec.n_layer,
+                "{}",
+                arch.name()
+            );
+        }
     }
 }
