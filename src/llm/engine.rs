@@ -205,6 +205,9 @@ pub struct GenerateRequest {
     /// Keep generating past the end of turn until `max_tokens` (benchmarks
     /// compare fixed lengths, as llama-bench does).
     pub ignore_eos: bool,
+    /// Evaluate the whole prompt on an empty KV cache instead of reusing the
+    /// previous request's prefix (benchmarks time a full prefill on a warm engine).
+    pub fresh: bool,
 }
 
 impl GenerateRequest {
@@ -1046,7 +1049,11 @@ fn generate(
         return Err(EngineError::Template("the conversation is empty".into()));
     }
     // Reuse the cached prefix; always decode at least the last prompt token for its logits.
-    let reused = prompt::common_prefix(&session.tokens, &tokens).min(tokens.len() - 1);
+    let reused = if request.fresh {
+        0
+    } else {
+        prompt::common_prefix(&session.tokens, &tokens).min(tokens.len() - 1)
+    };
     if reused < session.tokens.len() {
         let removed = session
             .ctx
