@@ -172,6 +172,16 @@ fn a_follow_up_only_decodes_what_is_new() {
     // The same prompt again still decodes one token, for its logits.
     let again = events(&engine, chat(&system, "How was your day?"));
     assert_eq!(reply(&again).stats.evaluated_tokens, 1);
+
+    // A fresh request ignores the cache: the whole prompt is evaluated again,
+    // from an empty cache, so the same seed writes the first reply again.
+    let mut fresh = chat(&system, "How was your day?");
+    fresh.fresh = true;
+    let fresh = events(&engine, fresh);
+    let r = reply(&fresh);
+    assert_eq!(r.stats.reused_tokens, 0);
+    assert_eq!(r.stats.evaluated_tokens, r.stats.prompt_tokens);
+    assert_eq!(r.text, first.text);
 }
 
 #[test]

@@ -23,6 +23,8 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +38,10 @@ use crate::config::ChatConfig;
 pub struct Sampling {
     /// 0 picks the likeliest token every time.
     pub temperature: f32,
+    /// Nucleus: keep the likeliest tokens (of those min-p kept) adding up to this; 1 is off.
     pub top_p: f32,
+    /// Keep tokens at least this fraction as likely as the likeliest (applied
+    /// before top-p); 0 is off.
     pub min_p: f32,
     /// Over the last 64 tokens; 1 is off.
     pub repeat_penalty: f32,
@@ -205,6 +210,9 @@ pub struct GenerateRequest {
     /// Keep generating past the end of turn until `max_tokens` (benchmarks
     /// compare fixed lengths, as llama-bench does).
     pub ignore_eos: bool,
+    /// Evaluate the whole prompt on an empty KV cache instead of reusing the
+    /// previous request's prefix (benchmarks time a full prefill on a warm engine).
+    pub fresh: bool,
 }
 
 impl GenerateRequest {
@@ -1007,41 +1015,109 @@ fn tokenize(model: &LlamaModel, text: &str) -> Vec<LlamaToken> {
     vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true)
 }
 
-fn sampler(
-    model: &LlamaModel,
-    s: &Sampling,
-    grammar: Option<&str>,
-) -> Result<LlamaSampler, EngineError> {
-    let mut chain = Vec::new();
-    if s.repeat_penalty != 1.0 {
-        chain.push(LlamaSampler::penalties(
-            model.n_vocab(),
-            64,
-            s.repeat_penalty,
-            0.0,
-            0.0,
-        ));
+/// Recent generated tokens the repetition penalty looks at.
+const PENALTY_LAST_N: usize = 64;
+
+/// Picks each generated token. llama.cpp's sampler chain, run on the whole
+/// vocabulary (49k tokens for SmolLM2) at every step, costs about 5% of a
+/// decode step of a 135M model: its penalty sampler looks every token up in a
+/// hash map, and top-p takes a softmax and a partial sort of all of them. So
+/// the repetition penalty is applied here, by id, to the recent tokens only
+/// (llama.cpp's formula), and llama.cpp's chain sees only the candidates that
+/// can be picked: the likeliest for greedy; those min-p keeps when it is on
+/// (min-p cuts before top-p, as llama.cpp's default chain cuts with top-k before
+/// top-p); every token under a grammar (it may allow only unlikely ones).
+struct Picker {
+    chain: LlamaSampler,
+    penalty: f32,
+    recent: VecDeque<i32>,
+    /// Candidates at most this many nats below the likeliest (`None`: all).
+    window: Option<f32>,
+    logits: Vec<f32>,
+    penalised: Vec<i32>,
+    candidates: Vec<LlamaTokenData>,
+}
+
+impl Picker {
+    fn new(model: &LlamaModel, s: &Sampling, grammar: Option<&str>) -> Result<Picker, EngineError> {
+        let mut chain = Vec::new();
+        // The grammar goes before any truncation, so the tokens it allows survive.
+        if let Some(g) = grammar {
+            chain.push(
+                LlamaSampler::grammar(model, g, "root")
+                    .map_err(|e| EngineError::Grammar(e.to_string()))?,
+            );
+        }
+        let window = if s.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+            Some(0.0)
+        } else {
+            if s.top_p < 1.0 {
+                chain.push(LlamaSampler::top_p(s.top_p, 1));
+            }
+            chain.push(LlamaSampler::temp(s.temperature));
+            chain.push(LlamaSampler::dist(s.seed.unwrap_or_else(random_seed)));
+            // min-p keeps the tokens at least min_p times as likely as the likeliest.
+            (s.min_p > 0.0).then(|| -s.min_p.min(1.0).ln())
+        };
+        Ok(Picker {
+            chain: LlamaSampler::chain(chain, true),
+            penalty: s.repeat_penalty,
+            recent: VecDeque::with_capacity(PENALTY_LAST_N + 1),
+            window: if grammar.is_some() { None } else { window },
+            logits: Vec::new(),
+            penalised: Vec::with_capacity(PENALTY_LAST_N),
+            candidates: Vec::new(),
+        })
     }
-    // The grammar goes before any truncation, so the tokens it allows survive.
-    if let Some(g) = grammar {
-        chain.push(
-            LlamaSampler::grammar(model, g, "root")
-                .map_err(|e| EngineError::Grammar(e.to_string()))?,
+
+    /// The next token from output `idx` of the last decode.
+    fn pick(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken, EngineError> {
+        self.logits.clear();
+        self.logits.extend_from_slice(ctx.get_logits_ith(idx));
+        if self.penalty != 1.0 {
+            self.penalised.clear();
+            self.penalised.extend(self.recent.iter().copied());
+            self.penalised.sort_unstable();
+            self.penalised.dedup();
+            for &t in &self.penalised {
+                if let Some(l) = self.logits.get_mut(t as usize) {
+                    *l = if *l <= 0.0 {
+                        *l * self.penalty
+                    } else {
+                        *l / self.penalty
+                    };
+                }
+            }
+        }
+        let cut = match self.window {
+            Some(w) => self.logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l)) - w,
+            None => f32::NEG_INFINITY,
+        };
+        let mut data = std::mem::take(&mut self.candidates);
+        data.clear();
+        data.extend(
+            self.logits
+                .iter()
+                .enumerate()
+                .filter(|&(_, &l)| l >= cut)
+                .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
         );
-    }
-    if s.temperature <= 0.0 {
-        chain.push(LlamaSampler::greedy());
-    } else {
-        if s.top_p < 1.0 {
-            chain.push(LlamaSampler::top_p(s.top_p, 1));
+        let mut array = LlamaTokenDataArray::new(data, false);
+        self.chain.apply(&mut array);
+        let token = array
+            .selected_token()
+            .ok_or_else(|| EngineError::Decode("the sampler picked no token".into()))?;
+        self.candidates = array.data;
+        self.chain.accept(token);
+        if self.penalty != 1.0 {
+            self.recent.push_back(token.0);
+            if self.recent.len() > PENALTY_LAST_N {
+                self.recent.pop_front();
+            }
         }
-        if s.min_p > 0.0 {
-            chain.push(LlamaSampler::min_p(s.min_p, 1));
-        }
-        chain.push(LlamaSampler::temp(s.temperature));
-        chain.push(LlamaSampler::dist(s.seed.unwrap_or_else(random_seed)));
+        Ok(token)
     }
-    Ok(LlamaSampler::chain(chain, true))
 }
 
 fn random_seed() -> u32 {
@@ -1097,7 +1173,11 @@ fn generate(
         return Err(EngineError::Template("the conversation is empty".into()));
     }
     // Reuse the cached prefix; always decode at least the last prompt token for its logits.
-    let reused = prompt::common_prefix(&session.tokens, &tokens).min(tokens.len() - 1);
+    let reused = if request.fresh {
+        0
+    } else {
+        prompt::common_prefix(&session.tokens, &tokens).min(tokens.len() - 1)
+    };
     if reused < session.tokens.len() {
         let removed = session
             .ctx
@@ -1139,7 +1219,7 @@ fn generate(
     let evaluated = tokens.len() - reused;
 
     let sampling = request.sampling.as_ref().unwrap_or(&config.sampling);
-    let mut sampler = sampler(model, sampling, request.grammar.as_deref())?;
+    let mut picker = Picker::new(model, sampling, request.grammar.as_deref())?;
     let vocab = model.vocab();
     let mut text = String::new();
     let mut utf8 = Utf8Stream::default();
@@ -1149,7 +1229,7 @@ fn generate(
         if run.should_stop() {
             break Finish::Cancelled;
         }
-        let token = sampler.sample(&session.ctx, batch.n_tokens() - 1);
+        let token = picker.pick(&session.ctx, batch.n_tokens() - 1)?;
         if (vocab.is_eog(token) || vocab.is_control(token)) && !request.ignore_eos {
             break Finish::Stop;
         }
@@ -1232,5 +1312,102 @@ fn cancelled_reply(
         },
         dropped_messages: dropped,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny model's context with a prompt decoded, and the index of its logits.
+    fn decoded<'m>(model: &'m LlamaModel, text: &str) -> (LlamaContext<'m>, i32) {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(256))
+            .with_n_batch(256)
+            .with_n_ubatch(256)
+            .with_n_threads(1)
+            .with_n_threads_batch(1);
+        let mut ctx = model.new_context(backend(), params).unwrap();
+        let tokens = tokenize(model, text);
+        let mut batch = LlamaBatch::new(256, 1);
+        for (i, t) in tokens.iter().enumerate() {
+            batch
+                .add(*t, i as i32, &[0], i + 1 == tokens.len())
+                .unwrap();
+        }
+        ctx.decode(&mut batch).unwrap();
+        (ctx, batch.n_tokens() - 1)
+    }
+
+    /// The picker chooses what llama.cpp's own chain (penalties, then min-p
+    /// before top-p) chooses from the same logits, step after step, with its
+    /// penalty window filling up.
+    #[test]
+    fn the_picker_picks_what_llama_cpps_chain_picks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        super::super::tiny::TinyLlama::default()
+            .write(&path)
+            .unwrap();
+        let model =
+            LlamaModel::load_from_file(backend(), &path, &LlamaModelParams::default()).unwrap();
+        let (ctx, idx) = decoded(&model, "hello there, how are you today?");
+        let n_vocab = model.n_vocab();
+        let cases = [
+            Sampling {
+                temperature: 0.0,
+                seed: Some(3),
+                ..Sampling::default()
+            },
+            Sampling {
+                seed: Some(3),
+                ..Sampling::default()
+            },
+            Sampling {
+                temperature: 1.5,
+                top_p: 0.5,
+                min_p: 0.2,
+                repeat_penalty: 1.3,
+                seed: Some(9),
+            },
+            Sampling {
+                temperature: 0.8,
+                top_p: 1.0,
+                min_p: 0.0,
+                repeat_penalty: 1.0,
+                seed: Some(5),
+            },
+        ];
+        for s in cases {
+            let mut picker = Picker::new(&model, &s, None).unwrap();
+            let mut chain = Vec::new();
+            if s.repeat_penalty != 1.0 {
+                chain.push(LlamaSampler::penalties(
+                    n_vocab,
+                    64,
+                    s.repeat_penalty,
+                    0.0,
+                    0.0,
+                ));
+            }
+            if s.temperature <= 0.0 {
+                chain.push(LlamaSampler::greedy());
+            } else {
+                if s.min_p > 0.0 {
+                    chain.push(LlamaSampler::min_p(s.min_p, 1));
+                }
+                if s.top_p < 1.0 {
+                    chain.push(LlamaSampler::top_p(s.top_p, 1));
+                }
+                chain.push(LlamaSampler::temp(s.temperature));
+                chain.push(LlamaSampler::dist(s.seed.unwrap()));
+            }
+            let mut reference = LlamaSampler::chain(chain, true);
+            for step in 0..100 {
+                let ours = picker.pick(&ctx, idx).unwrap();
+                let theirs = reference.sample(&ctx, idx);
+                assert_eq!(ours, theirs, "step {step} of {s:?}");
+            }
+        }
     }
 }
