@@ -543,15 +543,26 @@ fn run(cli: Cli, home_from_env: bool) -> i32 {
                 Err(e) => return fail(output, kind, &e),
             };
             batch::run(output, kind, "encrypting the store", move |ctx| {
-                Ok(crate::store::convert::encrypt(
-                    &paths.store_dir(),
-                    &pass,
-                    kdf,
-                    |n| {
-                        ctx.progress(n, None, "records");
-                        Ok(())
-                    },
-                )?)
+                let report = crate::store::convert::encrypt(&paths.store_dir(), &pass, kdf, |n| {
+                    ctx.progress(n, None, "records");
+                    Ok(())
+                })?;
+                // What training wrote beside the store, and the plain index dump.
+                let store = Store::open_with(&paths.store_dir(), Some(&pass))?;
+                let beside = crate::privacy::seal_beside(&paths, &store)?;
+                ctx.log(
+                    crate::jobs::Level::Info,
+                    format!(
+                        "sealed {} training files beside the store{}",
+                        beside.files_sealed,
+                        if beside.index_wiped {
+                            "; wiped the plain memory index (kept in memory from now on)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                Ok(report)
             })
         }
         Command::Rekey {

@@ -332,6 +332,20 @@ fn encrypting_an_existing_store_loses_nothing_and_leaves_no_plaintext() {
     let b1 = bundle_before.path().join("b");
     ok(h.path(), &["--batch", "export", b1.to_str().unwrap()]);
 
+    // What training and the memory index wrote beside the plain store.
+    let planted = [
+        "data/train/datasets/abc/train.jsonl",
+        "data/adapters/abc.gguf",
+        "state/train/runs/abc/checkpoint.safetensors",
+        "data/index/memory.hnsw.data",
+    ];
+    for rel in planted {
+        let p = h.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut bytes = SENTENCE.as_bytes().to_vec();
+        bytes.extend(embedding());
+        std::fs::write(&p, bytes).unwrap();
+    }
     let r = ok(
         h.path(),
         &[
@@ -343,6 +357,12 @@ fn encrypting_an_existing_store_loses_nothing_and_leaves_no_plaintext() {
     );
     assert_eq!(r["encrypted"], true);
     assert_eq!(r["counts"]["files"], 1);
+    // Training files are sealed in place; the plain index dump is gone (an
+    // encrypted store keeps its index in memory).
+    for rel in &planted[..3] {
+        assert!(starts_with(&h.path().join(rel), b"twinseal"), "{rel}");
+    }
+    assert!(!h.path().join("data/index").exists());
     assert_eq!(counts(h.path(), Some(&pf)), before);
     for n in [SENTENCE.as_bytes(), b"hedgehog", &embedding()[..64]] {
         assert!(

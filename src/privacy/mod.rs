@@ -26,6 +26,74 @@ use crate::ingest::records::Id;
 use crate::paths::Paths;
 use crate::store::{Store, StoreError};
 
+/// What `twin encrypt` did to the files twin keeps beside the store.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq)]
+pub struct SealedBeside {
+    /// Training sets, checkpoints, reports and adapters sealed in place.
+    pub files_sealed: u64,
+    /// The plain HNSW dump was wiped (an encrypted store keeps its index in
+    /// memory only and rebuilds it from the sealed vectors).
+    pub index_wiped: bool,
+}
+
+/// After `twin encrypt`: seal, in place, every plain file that training wrote
+/// beside the store (sets, checkpoints, reports, adapters), and wipe the plain
+/// memory index dump. Each old file is overwritten with zeros before the
+/// sealed copy replaces it, so its plaintext does not stay on disk.
+pub fn seal_beside(paths: &Paths, store: &Store) -> Result<SealedBeside, StoreError> {
+    let sealer = store.sealer();
+    let mut done = SealedBeside::default();
+    if !sealer.is_encrypted() {
+        return Ok(done);
+    }
+    let index = crate::memory::index_dir(&paths.store_dir());
+    if index.exists() {
+        crate::store::convert::shred_dir(&index).map_err(|source| StoreError::Io {
+            path: index.clone(),
+            source,
+        })?;
+        done.index_wiped = true;
+    }
+    let setup = crate::train::run::Setup::dirs(paths);
+    let mut todo: Vec<PathBuf> = setup.to_vec();
+    while let Some(p) = todo.pop() {
+        let io = |source| StoreError::Io {
+            path: p.clone(),
+            source,
+        };
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p).map_err(io)? {
+                todo.push(e.map_err(io)?.path());
+            }
+            continue;
+        }
+        if !meta.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&p).map_err(io)?;
+        if bytes.starts_with(crate::store::crypt::FILE_MAGIC) {
+            continue;
+        }
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(io)?;
+            f.write_all(&vec![0u8; bytes.len()]).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        sealer.write(&p, &bytes)?;
+        done.files_sealed += 1;
+    }
+    Ok(done)
+}
+
 /// What `twin doctor` says about the network.
 pub const NETWORK_STATEMENT: &str = "twin makes no network connections: everything runs on this machine. The only exceptions are ones you configure: the loopback listener of `twin serve` and an `engine = \"openai\"` base URL. (Fetching models is a separate script, scripts/fetch-models.sh.)";
 

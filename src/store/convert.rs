@@ -50,7 +50,7 @@ pub fn recover(dir: &Path) -> Result<(), StoreError> {
 
 /// Overwrite every file under `dir` with zeros, then remove it (best effort
 /// against recovery of the plaintext from the old files).
-fn shred_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn shred_dir(dir: &Path) -> std::io::Result<()> {
     fn zero(p: &Path) -> std::io::Result<()> {
         let meta = std::fs::symlink_metadata(p)?;
         if meta.is_dir() {

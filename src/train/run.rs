@@ -50,11 +50,12 @@ impl Setup {
         } else {
             &t.base
         };
+        let [datasets_dir, adapters_dir, runs_dir] = Setup::dirs(paths);
         Ok(Setup {
             base: resolve(base, models_dir),
-            datasets_dir: paths.data_dir.join("train").join("datasets"),
-            adapters_dir: paths.data_dir.join("adapters"),
-            runs_dir: Setup::runs_dir(paths),
+            datasets_dir,
+            adapters_dir,
+            runs_dir,
             dataset: Options {
                 strategies,
                 max_tokens: t.max_tokens.max(16) as usize,
@@ -69,6 +70,15 @@ impl Setup {
 }
 
 impl Setup {
+    /// Every folder training writes into: sets, adapters, runs.
+    pub fn dirs(paths: &Paths) -> [PathBuf; 3] {
+        [
+            paths.data_dir.join("train").join("datasets"),
+            paths.data_dir.join("adapters"),
+            Setup::runs_dir(paths),
+        ]
+    }
+
     /// Where runs keep their checkpoints and evaluation reports.
     pub fn runs_dir(paths: &Paths) -> PathBuf {
         paths.state_dir.join("train").join("runs")
