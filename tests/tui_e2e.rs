@@ -440,7 +440,9 @@ fn check_in_rules_are_edited_in_the_view_and_a_reply_continues_the_check_in() {
     )
     .unwrap();
     t.launch(home.path(), "");
-    t.wait_for("check-in badge", |s| s.contains("✉ 1 check-in"));
+    // The chat model writes the check-in first (it loads, then generates):
+    // as long as a reply takes on a busy machine.
+    t.wait_for_secs("check-in badge", 180, |s| s.contains("✉ 1 check-in"));
     t.keys(&["C"]);
     t.wait_for("the rules in the view", |s| {
         s.contains("Rules") && s.contains("cron ")
