@@ -501,7 +501,8 @@ fn check_in_rules_are_edited_in_the_view_and_a_reply_continues_the_check_in() {
     t.keys(&["Escape", "s"]);
     let screen = t.wait_for("the session list", |s| s.contains("Saved sessions"));
     // Named by the twin's opening, with the reply as its second turn.
-    assert!(screen.contains("2 turns)"), "{screen}");
+    // (At 80 columns the title is cut, and so may the closing parenthesis be.)
+    assert!(screen.contains("(2 turns"), "{screen}");
     t.keys(&["Escape", "q"]);
     t.assert_restored();
 
