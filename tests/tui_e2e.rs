@@ -509,14 +509,19 @@ fn check_in_rules_are_edited_in_the_view_and_a_reply_continues_the_check_in() {
     // The rules survive: a fresh run reads them from config.toml.
     let (code, out) = batch(home.path(), &["checkin", "--list"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(
-        out.contains("\"rule\":\"cron 0 18 * * 1-5\",\"enabled\":true"),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("\"rule\":\"{rule}\",\"enabled\":false")),
-        "{out}"
-    );
+    let done: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .unwrap_or_else(|| panic!("no done line: {out}"));
+    let enabled = |r: &str| {
+        done["summary"]["schedule"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["rule"] == r))
+            .map(|e| e["enabled"].clone())
+    };
+    assert_eq!(enabled("cron 0 18 * * 1-5"), Some(true.into()), "{out}");
+    assert_eq!(enabled(&rule), Some(false.into()), "{out}");
 }
 
 /// The 16-hex id after "episode " (or another kind) on the detail's first line.
