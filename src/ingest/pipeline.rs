@@ -551,6 +551,15 @@ struct Env<'a> {
     total: u64,
 }
 
+/// What importing one unit gives: its summary, the conversations and contacts
+/// it touched, and its voice notes waiting to be transcribed.
+type UnitDone = (
+    FileSummary,
+    HashSet<Id>,
+    HashSet<Id>,
+    Vec<super::voice_notes::Pending>,
+);
+
 /// Import one unit; returns its summary and the conversations and contacts it touched.
 fn import_unit(
     env: &Env,
@@ -559,12 +568,7 @@ fn import_unit(
     unit: &Unit,
     state: &mut State,
     summary: &mut Summary,
-) -> anyhow::Result<(
-    FileSummary,
-    HashSet<Id>,
-    HashSet<Id>,
-    Vec<super::voice_notes::Pending>,
-)> {
+) -> anyhow::Result<UnitDone> {
     let Env {
         store,
         opts,

@@ -61,7 +61,7 @@ fn locate(src: &dyn Source, by_name: &HashMap<String, Vec<PathBuf>>, p: &Pending
     let name = p.name.replace('\\', "/");
     let dir = p.unit_file.parent().unwrap_or(Path::new(""));
     let direct = dir.join(&name);
-    if src.files().iter().any(|f| *f == direct) {
+    if src.files().contains(&direct) {
         return Some(Found::InSource(direct));
     }
     // Exports move media into subfolders (media/, voice_messages/, files/).

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde::Serialize;
 
 use crate::ingest::records::{Contact, Id};
-use crate::store::{Key, Store, StoreError, Tree, TxError};
+use crate::store::{Key, Store, StoreError, Tree};
 
 /// The `index` key prefix of the stored list.
 pub const PREFIX: &[u8] = b"pn";
@@ -146,7 +146,7 @@ fn find(store: &Store, query: &str) -> Result<Contact, NeverTrainError> {
 
 /// Add a contact (by id) to the stored list; true when it was not there yet.
 pub fn add_id(store: &Store, id: Id) -> Result<bool, StoreError> {
-    store.write(|tx| Ok::<_, TxError>(tx.put_raw(Tree::Index, key(id), Vec::new())?))
+    store.write(|tx| tx.put_raw(Tree::Index, key(id), Vec::new()))
 }
 
 /// Take a contact (by id) off the stored list; true when it was there.

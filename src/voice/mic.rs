@@ -79,10 +79,13 @@ mod alsa_quiet {
     }
 }
 
+/// What the recording thread hands back: the samples and their rate.
+type Recorded = Result<(Vec<f32>, u32), MicError>;
+
 /// A recording in progress.
 pub struct Recorder {
     stop: mpsc::Sender<()>,
-    thread: Option<JoinHandle<Result<(Vec<f32>, u32), MicError>>>,
+    thread: Option<JoinHandle<Recorded>>,
     level: Arc<AtomicU32>,
     started: Instant,
 }
