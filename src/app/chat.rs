@@ -61,7 +61,7 @@ impl ChatView {
 
 /// The adapters among the models found.
 pub fn adapters(state: &State) -> Vec<PathBuf> {
-    state
+    let mut all: Vec<PathBuf> = state
         .overview
         .as_ref()
         .map(|r| {
@@ -74,7 +74,17 @@ pub fn adapters(state: &State) -> Vec<PathBuf> {
                 .map(|m| m.path.clone())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // The adapters twin trained (the Training pane's), for this chat model.
+    if let Some(t) = &state.training {
+        for a in &t.adapters {
+            let for_this_model = state.chat.model.as_ref().is_none_or(|m| *m == a.base);
+            if for_this_model && !all.contains(&a.path) {
+                all.push(a.path.clone());
+            }
+        }
+    }
+    all
 }
 
 /// Whether the chat model is there: the configured file, or (before the
@@ -595,6 +605,43 @@ mod tests {
         assert!(!s.chat.composing);
         update(&mut s, Action::ChatCancel);
         assert_eq!(s.notifications.back().unwrap().text, "no job is running");
+    }
+
+    #[test]
+    fn trained_adapters_of_the_chat_model_are_offered() {
+        let mut s = ready();
+        let model = s.chat.model.clone().unwrap();
+        let record = |id: &str, base: &std::path::Path| crate::train::registry::AdapterRecord {
+            id: id.into(),
+            path: PathBuf::from(format!("/data/adapters/{id}.gguf")),
+            base: base.to_path_buf(),
+            base_hash: String::new(),
+            dataset_hash: String::new(),
+            config: Default::default(),
+            steps: 1,
+            final_loss: None,
+            val_loss: None,
+            run: String::new(),
+            parent: None,
+            created_ms: 0,
+            active: false,
+            stale: false,
+            stale_reason: None,
+        };
+        s.training = Some(crate::train::registry::TrainingOverview {
+            adapters: vec![
+                record("a1", &model),
+                record("a2", std::path::Path::new("/other/base.gguf")),
+            ],
+            ..Default::default()
+        });
+        update(&mut s, Action::ChatToggleAdapter);
+        assert_eq!(
+            s.chat.adapter,
+            Some(PathBuf::from("/data/adapters/a1.gguf"))
+        );
+        update(&mut s, Action::ChatToggleAdapter);
+        assert_eq!(s.chat.adapter, None, "a2 is for another base model");
     }
 
     #[test]

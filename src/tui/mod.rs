@@ -138,7 +138,17 @@ async fn event_loop(paths: Paths, config: Loaded, store: Store) -> anyhow::Resul
     let (jobs, mut job_events) = Jobs::new();
     let engine = EngineConfig::from_config(&config.config.chat, &config.models_dir(&paths));
     state.chat.model = Some(engine.model.clone());
-    state.chat.adapter = engine.adapter.clone();
+    // chat.adapter, else the adapter activated with `twin adapters activate`
+    // (as `twin chat` does) when it was trained on this chat model.
+    state.chat.adapter = engine.adapter.clone().or_else(|| {
+        state
+            .training
+            .as_ref()?
+            .adapters
+            .iter()
+            .find(|a| a.active && a.base == engine.model)
+            .map(|a| a.path.clone())
+    });
     if config.config.chat.engine == "openai" {
         state.chat.remote = Some(config.config.chat.base_url.clone());
     }
