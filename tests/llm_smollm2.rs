@@ -2,6 +2,8 @@
 //! `bash scripts/fetch-models.sh` (scripts/test.sh runs it into
 //! `$TWIN_MODELS_DIR`); without it these tests skip and say why.
 
+mod common;
+
 use std::path::PathBuf;
 
 use twin::llm::{Engine, EngineConfig, GenerateRequest, Message, Sampling};
@@ -9,22 +11,7 @@ use twin::llm::{Engine, EngineConfig, GenerateRequest, Message, Sampling};
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 fn model() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("TWIN_MODELS_DIR") else {
-        eprintln!(
-            "SKIPPED: TWIN_MODELS_DIR is not set (scripts/test.sh sets it and fetches {MODEL})"
-        );
-        return None;
-    };
-    let path = PathBuf::from(dir).join(MODEL);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent; `bash scripts/fetch-models.sh` fetches it",
-            path.display()
-        );
-        None
-    }
+    common::real_model(MODEL)
 }
 
 #[test]

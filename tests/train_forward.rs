@@ -13,6 +13,8 @@
 //! activations to 8 bits in its dot products, so there the check is a mean
 //! difference under 0.5 and the same argmax at 90 % of positions.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -145,23 +147,7 @@ fn tiny_gemma3_logits_equal_llama_cpp() {
 }
 
 fn smollm2() -> Option<PathBuf> {
-    let file = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    let Some(dir) = std::env::var_os("TWIN_MODELS_DIR") else {
-        eprintln!(
-            "SKIPPED: TWIN_MODELS_DIR is not set (scripts/test.sh sets it and fetches {file})"
-        );
-        return None;
-    };
-    let path = PathBuf::from(dir).join(file);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent; `bash scripts/fetch-models.sh` fetches it",
-            path.display()
-        );
-        None
-    }
+    common::real_model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! on known sentences (word error rate <= 0.25) and voice notes inside an export
 //! stored as message text.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -87,22 +89,7 @@ fn garbage_is_reported_not_a_panic() {
 }
 
 fn model() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("TWIN_MODELS_DIR") else {
-        eprintln!(
-            "SKIPPED: TWIN_MODELS_DIR is not set (scripts/test.sh sets it and fetches {MODEL})"
-        );
-        return None;
-    };
-    let path = PathBuf::from(dir).join(MODEL);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent; `bash scripts/fetch-models.sh` fetches it",
-            path.display()
-        );
-        None
-    }
+    common::real_model(MODEL)
 }
 
 fn twin(home: &Path, models: &Path, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
