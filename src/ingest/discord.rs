@@ -518,13 +518,13 @@ fn reactions(list: &[ReactionJson<'_>]) -> Vec<Reaction> {
 pub(crate) mod jsonscan {
     use std::borrow::Cow;
     use std::fmt;
-    use std::io::Read;
     use std::marker::PhantomData;
     use std::ops::Range;
     use std::path::Path;
 
     use serde::de::{self, Deserialize, Deserializer, Visitor};
 
+    use crate::ingest::source::FileBytes;
     use crate::ingest::{ImportError, Source};
 
     /// How much of a file `claim` peeks at.
@@ -931,13 +931,9 @@ pub(crate) mod jsonscan {
     }
 
     /// A whole file, for formats read whole.
-    pub(crate) fn read_bytes(src: &dyn Source, rel: &Path) -> Result<Vec<u8>, ImportError> {
-        let hint = src.size(rel).unwrap_or(0).min(1 << 30) as usize;
-        let mut buf = Vec::with_capacity(hint);
-        src.open(rel)
-            .and_then(|mut r| r.read_to_end(&mut buf))
-            .map_err(|e| ImportError::io(&src.display(rel), e))?;
-        Ok(buf)
+    pub(crate) fn read_bytes(src: &dyn Source, rel: &Path) -> Result<FileBytes, ImportError> {
+        src.bytes(rel)
+            .map_err(|e| ImportError::io(&src.display(rel), e))
     }
 
     /// The file name of `rel`, or of the root when the source is a single file.
@@ -1046,7 +1042,7 @@ pub(crate) mod jsonscan {
         fn files(&self) -> &[std::path::PathBuf] {
             &self.files
         }
-        fn open(&self, rel: &Path) -> std::io::Result<Box<dyn Read + '_>> {
+        fn open(&self, rel: &Path) -> std::io::Result<Box<dyn std::io::Read + '_>> {
             let i = self
                 .files
                 .iter()

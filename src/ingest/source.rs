@@ -17,6 +17,17 @@ pub trait Source: Send + Sync {
     /// The file's size in bytes, when known.
     fn size(&self, rel: &Path) -> Option<u64>;
 
+    /// A whole file, for formats that are parsed whole (one JSON document):
+    /// mapped from disk where the file is on disk, so a 1 GB export is paged in
+    /// and dropped behind the parser by the kernel instead of sitting in memory;
+    /// read into memory otherwise (a zip entry).
+    fn bytes(&self, rel: &Path) -> io::Result<FileBytes> {
+        let hint = self.size(rel).unwrap_or(0).min(1 << 30) as usize;
+        let mut buf = Vec::with_capacity(hint);
+        self.open(rel)?.read_to_end(&mut buf)?;
+        Ok(FileBytes::Owned(buf))
+    }
+
     /// The first `n` bytes of a file (for sniffing formats).
     fn head(&self, rel: &Path, n: usize) -> io::Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(n);
@@ -43,6 +54,38 @@ pub trait Source: Send + Sync {
             self.root().join(rel)
         }
     }
+}
+
+/// A whole file's bytes: see [`Source::bytes`].
+pub enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Map a file read-only for one sequential pass.
+fn map_file(path: &Path) -> io::Result<FileBytes> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        // An empty file cannot be mapped.
+        return Ok(FileBytes::Owned(Vec::new()));
+    }
+    // SAFETY: the map is read-only and lives only while one importer parses
+    // the file; an export that another program truncates meanwhile is outside
+    // what twin can guard against (the same holds for any reader of it).
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    // Read ahead, and let the kernel drop pages the parser has passed.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(FileBytes::Mapped(map))
 }
 
 /// Open `path` as a source: a zip archive, a folder (walked recursively,
@@ -87,6 +130,9 @@ impl Source for FileSource {
     }
     fn size(&self, _rel: &Path) -> Option<u64> {
         Some(self.size)
+    }
+    fn bytes(&self, _rel: &Path) -> io::Result<FileBytes> {
+        map_file(&self.path)
     }
 }
 
@@ -138,6 +184,9 @@ impl Source for DirSource {
     }
     fn size(&self, rel: &Path) -> Option<u64> {
         std::fs::metadata(self.root.join(rel)).ok().map(|m| m.len())
+    }
+    fn bytes(&self, rel: &Path) -> io::Result<FileBytes> {
+        map_file(&self.root.join(rel))
     }
 }
 
@@ -267,6 +316,22 @@ mod tests {
     }
 
     #[test]
+    fn whole_files_on_disk_are_mapped_and_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("result.json"), &big).unwrap();
+        std::fs::write(dir.path().join("empty.json"), b"").unwrap();
+        let src = open_source(dir.path()).unwrap();
+        let bytes = src.bytes(Path::new("result.json")).unwrap();
+        assert!(matches!(bytes, FileBytes::Mapped(_)));
+        assert_eq!(&bytes[..], &big[..]);
+        assert!(src.bytes(Path::new("empty.json")).unwrap().is_empty());
+        assert!(src.bytes(Path::new("missing.json")).is_err());
+        let one = open_source(&dir.path().join("result.json")).unwrap();
+        assert_eq!(&one.bytes(Path::new("")).unwrap()[..], &big[..]);
+    }
+
+    #[test]
     fn a_single_file_has_an_empty_relative_path() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("chat.txt");
@@ -305,6 +370,9 @@ mod tests {
             .unwrap();
         assert_eq!(back, big);
         assert_eq!(src.head(Path::new("media/big.bin"), 3).unwrap(), &big[..3]);
+        let whole = src.bytes(Path::new("media/big.bin")).unwrap();
+        assert!(matches!(whole, FileBytes::Owned(_)));
+        assert_eq!(&whole[..], &big[..]);
         assert!(
             src.display(Path::new("_chat.txt"))
                 .to_string_lossy()

@@ -29,7 +29,6 @@
 //! keys are fine: the last one wins.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime};
@@ -90,10 +89,8 @@ impl Importer for Telegram {
     fn parse(&self, src: &dyn Source, unit: &Unit, out: &mut dyn Sink) -> Result<(), ImportError> {
         let rel = unit.label.as_path();
         let file = src.display(rel);
-        let mut bytes = Vec::new();
-        src.open(rel)
-            .and_then(|mut r| r.read_to_end(&mut bytes))
-            .map_err(|e| ImportError::io(&file, e))?;
+        // Mapped, not read: result.json of a years-long account runs to GBs.
+        let bytes = src.bytes(rel).map_err(|e| ImportError::io(&file, e))?;
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let fallback = fallback_conversation(src, rel);
         let export = read_export(body, &file, &fallback, out)?;
