@@ -349,6 +349,9 @@ pub fn apply(
         *removed.entry("conversations".into()).or_default() += p.whole as u64;
         *removed.entry("activity_days".into()).or_default() += days.len() as u64;
     }
+    // Removed messages are dead records in the messages log until it is
+    // rewritten: rewrite it now, so their text leaves the disk.
+    store.compact_messages()?;
     let aliases = aliases_of(store, contact.id)?;
     store.write(|tx| {
         for k in &aliases {

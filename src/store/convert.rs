@@ -164,7 +164,7 @@ pub fn init_encrypted(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<S
     }
     if Tree::ALL
         .iter()
-        .any(|t| *t != Tree::Meta && !store.tree_raw(*t).is_empty())
+        .any(|t| *t != Tree::Meta && !store.tree(*t).is_empty())
     {
         return Err(StoreError::Aborted(format!(
             "the store {} already holds data; `twin encrypt` encrypts it in place",

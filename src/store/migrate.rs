@@ -8,7 +8,11 @@ use super::{Store, StoreError, Tree};
 pub type Migration = fn(&Store) -> Result<(), StoreError>;
 
 /// The steps, in order. The current schema version is their number.
-pub const MIGRATIONS: &[Migration] = &[v0_to_v1_count_records, v1_to_v2_windows_documents_index];
+pub const MIGRATIONS: &[Migration] = &[
+    v0_to_v1_count_records,
+    v1_to_v2_windows_documents_index,
+    v2_to_v3_messages_log,
+];
 
 /// The schema version this twin writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -23,6 +27,16 @@ fn v0_to_v1_count_records(store: &Store) -> Result<(), StoreError> {
 /// them empty on open) and their counts.
 fn v1_to_v2_windows_documents_index(store: &Store) -> Result<(), StoreError> {
     store.recount()
+}
+
+/// Version 3 keeps messages in the messages log instead of sled's
+/// `messages` tree (see `store/log.rs`): they are moved over.
+fn v2_to_v3_messages_log(store: &Store) -> Result<(), StoreError> {
+    let n = store.move_messages_to_log()?;
+    if n > 0 {
+        tracing::info!("moved {n} messages into the messages log");
+    }
+    Ok(())
 }
 
 /// Bring `store` up to `steps.len()`, or refuse a store newer than that.
@@ -84,6 +98,10 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), Some(SCHEMA_VERSION));
         assert_eq!(s.count(Tree::Messages).unwrap(), 2);
+        // Version 3: the messages moved from sled into the log.
+        assert!(s.tree_raw(Tree::Messages).is_empty());
+        assert_eq!(s.tree(Tree::Messages).len(), 2);
+        assert_eq!(s.tree(Tree::Messages).get(b"m2").unwrap().unwrap(), b"y");
     }
 
     #[test]
