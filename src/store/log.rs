@@ -1,14 +1,16 @@
-//! The messages log: where the `messages` tree lives instead of sled.
+//! The messages log: where the `messages` and `timeline` trees live instead
+//! of sled.
 //!
-//! An import adds messages by the million; one B-tree insert per message (leaf
-//! splits, node copies, allocations) was most of its cost. Messages are
-//! records in an append-only file instead, in import order, found through an
-//! in-memory key -> position index:
+//! An import adds messages by the million; one B-tree insert per message and
+//! per timeline key (leaf splits, node copies, allocations) was most of its
+//! cost. Their records are in an append-only file instead, in import order,
+//! found through in-memory indexes (message key -> position; the timeline,
+//! small values, kept in key order with its values):
 //!
 //! - The file is `messages-<generation>.log` in the store's folder: records
-//!   `[u32 body length][u8 op][u32 key length][key][value]` (op 1 puts a
-//!   value, op 0 removes the key), with the key and value as the store keeps
-//!   them (hidden and sealed when the store is encrypted).
+//!   `[u32 body length][u8 op][u8 tree][u32 key length][key][value]` (op 1
+//!   puts a value, op 0 removes the key), with the key and value as the store
+//!   keeps them (hidden and sealed when the store is encrypted).
 //! - The log's committed length and generation live in sled's `meta` tree and
 //!   move in the same transaction as the rest of a write ([`super::Store`]):
 //!   bytes past the committed length are a write that never committed (twin
@@ -32,8 +34,8 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::StoreError;
 use super::crypt::Crypt;
+use super::{StoreError, Tree};
 
 /// `meta` keys: the committed length and the generation of the log.
 pub(crate) const END_KEY: &[u8] = b"log/end";
@@ -42,8 +44,17 @@ const INDEX_FILE: &str = "messages.idx";
 const INDEX_MAGIC: &[u8; 8] = b"twinidx1";
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 0;
-/// Record header: body length, op, key length.
-const HEAD: usize = 4 + 1 + 4;
+/// Record header: body length, op, tree, key length.
+const HEAD: usize = 4 + 1 + 1 + 4;
+
+/// The trees kept in the log.
+pub(crate) fn in_log(tree: Tree) -> bool {
+    matches!(tree, Tree::Messages | Tree::Timeline)
+}
+
+fn tree_of(b: u8) -> Option<Tree> {
+    Tree::ALL.into_iter().find(|t| *t as u8 == b && in_log(*t))
+}
 
 pub(crate) fn log_name(generation: u64) -> String {
     format!("messages-{generation:016x}.log")
@@ -79,43 +90,67 @@ impl std::hash::Hasher for KeyHasher {
 /// Key (as the store's callers know it, not hidden) -> live record.
 #[derive(Default)]
 pub(crate) struct Index {
+    /// `messages`: 16-byte content hashes, and any other key.
     fixed: HashMap<[u8; 16], Loc, BuildHasherDefault<KeyHasher>>,
     other: BTreeMap<Vec<u8>, Loc>,
+    /// `timeline`, in key order, with each (opened) value.
+    timeline: BTreeMap<Box<[u8]>, (Loc, Box<[u8]>)>,
     /// Bytes of records that are no longer live.
     dead: u64,
 }
 
 impl Index {
-    pub fn get(&self, key: &[u8]) -> Option<Loc> {
+    pub fn get(&self, tree: Tree, key: &[u8]) -> Option<Loc> {
+        if tree == Tree::Timeline {
+            return self.timeline.get(key).map(|(l, _)| *l);
+        }
         match <[u8; 16]>::try_from(key) {
             Ok(k) => self.fixed.get(&k).copied(),
             Err(_) => self.other.get(key).copied(),
         }
     }
 
-    fn insert(&mut self, key: &[u8], loc: Loc) {
-        let old = match <[u8; 16]>::try_from(key) {
-            Ok(k) => self.fixed.insert(k, loc),
-            Err(_) => self.other.insert(key.to_vec(), loc),
+    /// A timeline value.
+    pub fn value(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.timeline.get(key).map(|(_, v)| v.to_vec())
+    }
+
+    /// `value` is kept for the timeline only.
+    fn insert(&mut self, tree: Tree, key: &[u8], loc: Loc, value: Option<&[u8]>) {
+        let old = if tree == Tree::Timeline {
+            let v: Box<[u8]> = value.unwrap_or_default().into();
+            self.timeline.insert(key.into(), (loc, v)).map(|(l, _)| l)
+        } else {
+            match <[u8; 16]>::try_from(key) {
+                Ok(k) => self.fixed.insert(k, loc),
+                Err(_) => self.other.insert(key.to_vec(), loc),
+            }
         };
         if let Some(old) = old {
             self.dead += old.len as u64;
         }
     }
 
-    fn remove(&mut self, key: &[u8], tombstone: u64) {
-        let old = match <[u8; 16]>::try_from(key) {
-            Ok(k) => self.fixed.remove(&k),
-            Err(_) => self.other.remove(key),
+    fn remove(&mut self, tree: Tree, key: &[u8], tombstone: u64) {
+        let old = if tree == Tree::Timeline {
+            self.timeline.remove(key).map(|(l, _)| l)
+        } else {
+            match <[u8; 16]>::try_from(key) {
+                Ok(k) => self.fixed.remove(&k),
+                Err(_) => self.other.remove(key),
+            }
         };
         self.dead += tombstone + old.map_or(0, |l| l.len as u64);
     }
 
-    pub fn len(&self) -> usize {
+    pub fn len(&self, tree: Tree) -> usize {
+        if tree == Tree::Timeline {
+            return self.timeline.len();
+        }
         self.fixed.len() + self.other.len()
     }
 
-    /// Keys starting with `prefix`, sorted.
+    /// Message keys starting with `prefix`, sorted.
     pub fn keys_with_prefix(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
         let mut keys: Vec<Vec<u8>> = self
             .fixed
@@ -128,46 +163,87 @@ impl Index {
         keys
     }
 
-    fn entries(&self) -> impl Iterator<Item = (&[u8], &Loc)> {
+    /// Timeline keys and values starting with `prefix`, in key order.
+    pub fn timeline_with_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.timeline
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, (_, v))| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    /// Every live record: (tree, key, where, timeline value).
+    fn entries(&self) -> impl Iterator<Item = (Tree, &[u8], &Loc, Option<&[u8]>)> {
         self.fixed
             .iter()
-            .map(|(k, l)| (k.as_slice(), l))
-            .chain(self.other.iter().map(|(k, l)| (k.as_slice(), l)))
+            .map(|(k, l)| (Tree::Messages, k.as_slice(), l, None))
+            .chain(
+                self.other
+                    .iter()
+                    .map(|(k, l)| (Tree::Messages, k.as_slice(), l, None)),
+            )
+            .chain(
+                self.timeline
+                    .iter()
+                    .map(|(k, (l, v))| (Tree::Timeline, k.as_ref(), l, Some(v.as_ref()))),
+            )
     }
 }
+
+/// One record of a [`LogBatch`]: tree, key, offset in the batch, record
+/// length, and for a put the value's hash and (timeline) the opened value.
+type BatchEntry = (Tree, Vec<u8>, u64, u32, Option<(u64, Option<Vec<u8>>)>);
 
 /// Records to append, built before the write that commits them.
 #[derive(Default, Clone)]
 pub(crate) struct LogBatch {
     buf: Vec<u8>,
-    /// (key, offset in `buf`, record length, value hash; `None` for a removal).
-    entries: Vec<(Vec<u8>, u64, u32, Option<u64>)>,
+    entries: Vec<BatchEntry>,
 }
 
 impl LogBatch {
-    /// `key` as callers know it; `stored_key` and `stored_value` as written;
-    /// `hash` of the value as read back (see [`value_hash`]).
-    pub fn put(&mut self, key: Vec<u8>, stored_key: &[u8], stored_value: &[u8], hash: u64) {
+    /// `key` and `plain` (the value) as callers know them; `stored_key` and
+    /// `stored_value` as written.
+    pub fn put(
+        &mut self,
+        tree: Tree,
+        key: Vec<u8>,
+        stored_key: &[u8],
+        stored_value: &[u8],
+        plain: &[u8],
+    ) {
         let off = self.buf.len() as u64;
-        let len = self.record(OP_PUT, stored_key, stored_value);
-        self.entries.push((key, off, len, Some(hash)));
+        let len = self.record(OP_PUT, tree, stored_key, stored_value);
+        let kept = (tree == Tree::Timeline).then(|| plain.to_vec());
+        self.entries
+            .push((tree, key, off, len, Some((value_hash(plain), kept))));
     }
 
-    pub fn remove(&mut self, key: Vec<u8>, stored_key: &[u8]) {
+    pub fn remove(&mut self, tree: Tree, key: Vec<u8>, stored_key: &[u8]) {
         let off = self.buf.len() as u64;
-        let len = self.record(OP_REMOVE, stored_key, &[]);
-        self.entries.push((key, off, len, None));
+        let len = self.record(OP_REMOVE, tree, stored_key, &[]);
+        self.entries.push((tree, key, off, len, None));
     }
 
-    fn record(&mut self, op: u8, key: &[u8], value: &[u8]) -> u32 {
-        let body = 1 + 4 + key.len() + value.len();
+    fn record(&mut self, op: u8, tree: Tree, key: &[u8], value: &[u8]) -> u32 {
+        let body = 1 + 1 + 4 + key.len() + value.len();
         self.buf.extend_from_slice(&(body as u32).to_le_bytes());
         self.buf.push(op);
+        self.buf.push(tree as u8);
         self.buf
             .extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
         (4 + body) as u32
+    }
+
+    /// Room for `records` records of `bytes` key and value bytes in all.
+    pub fn reserve(&mut self, bytes: usize, records: usize) {
+        self.buf.reserve(bytes + records * HEAD);
+        self.entries.reserve(records);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -370,16 +446,23 @@ impl MessageLog {
         };
         ix.fixed.reserve(n as usize);
         for _ in 0..n {
+            let tree = tree_of(*r.first()?)?;
+            r = &r[1..];
             let klen = u64_(&mut r)? as usize;
             let (key, rest) = r.split_at_checked(klen)?;
             r = rest;
             let off = u64_(&mut r)?;
             let len = u64_(&mut r)? as u32;
             let hash = u64_(&mut r)?;
-            match <[u8; 16]>::try_from(key) {
-                Ok(k) => ix.fixed.insert(k, Loc { off, len, hash }),
-                Err(_) => ix.other.insert(key.to_vec(), Loc { off, len, hash }),
+            let value = if tree == Tree::Timeline {
+                let vlen = u64_(&mut r)? as usize;
+                let (v, rest) = r.split_at_checked(vlen)?;
+                r = rest;
+                Some(v)
+            } else {
+                None
             };
+            ix.insert(tree, key, Loc { off, len, hash }, value);
         }
         Some((ix, covered))
     }
@@ -406,14 +489,17 @@ impl MessageLog {
             f.read_exact(&mut head).map_err(io)?;
             let body = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
             let op = head[4];
-            let klen = u32::from_le_bytes(head[5..9].try_into().unwrap_or_default()) as usize;
-            if body < 5 + klen || at + 4 + body as u64 > st.end || op > OP_PUT {
+            let tree = tree_of(head[5]);
+            let klen = u32::from_le_bytes(head[6..10].try_into().unwrap_or_default()) as usize;
+            let Some(tree) = tree.filter(|_| {
+                body >= HEAD - 4 + klen && at + 4 + body as u64 <= st.end && op <= OP_PUT
+            }) else {
                 return Err(corrupt(
                     &self.dir,
                     format!("bad record at byte {at} of {}", path.display()),
                 ));
-            }
-            rec.resize(body - 5, 0);
+            };
+            rec.resize(body - (HEAD - 4), 0);
             f.read_exact(&mut rec).map_err(io)?;
             let (stored_key, value) = rec.split_at(klen);
             let key = match crypt {
@@ -422,17 +508,22 @@ impl MessageLog {
             };
             let len = (4 + body) as u32;
             if op == OP_PUT {
-                let hash = match crypt {
-                    Some(c) => value_hash(&c.open(
-                        &super::context(super::Tree::Messages, stored_key),
-                        value,
-                        "messages",
-                    )?),
-                    None => value_hash(value),
+                let opened;
+                let plain = match crypt {
+                    Some(c) => {
+                        opened = c.open(&super::context(tree, stored_key), value, tree.name())?;
+                        &opened[..]
+                    }
+                    None => value,
                 };
-                ix.insert(&key, Loc { off: at, len, hash });
+                let loc = Loc {
+                    off: at,
+                    len,
+                    hash: value_hash(plain),
+                };
+                ix.insert(tree, &key, loc, Some(plain));
             } else {
-                ix.remove(&key, len as u64);
+                ix.remove(tree, &key, len as u64);
             }
             at += len as u64;
         }
@@ -450,7 +541,7 @@ impl MessageLog {
                 source,
             })?;
         let klen = rec
-            .get(5..HEAD)
+            .get(6..HEAD)
             .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
             .filter(|k| HEAD + k <= rec.len())
             .ok_or_else(|| corrupt(&self.dir, format!("bad record at byte {}", loc.off)))?;
@@ -488,17 +579,19 @@ impl MessageLog {
         let mut at = st.end;
         let ix = st.index.as_mut().expect("loaded above");
         for b in batches {
-            for (key, off, len, hash) in &b.entries {
-                match hash {
-                    Some(hash) => ix.insert(
+            for (tree, key, off, len, put) in &b.entries {
+                match put {
+                    Some((hash, value)) => ix.insert(
+                        *tree,
                         key,
                         Loc {
                             off: at + off,
                             len: *len,
                             hash: *hash,
                         },
+                        value.as_deref(),
                     ),
-                    None => ix.remove(key, *len as u64),
+                    None => ix.remove(*tree, key, *len as u64),
                 }
             }
             at += b.bytes();
@@ -519,16 +612,28 @@ impl MessageLog {
         let Some(ix) = &st.index else {
             return Ok(());
         };
-        let mut out = Vec::with_capacity(40 + ix.len() * 48);
+        let n = ix.len(Tree::Messages) + ix.len(Tree::Timeline);
+        // Sized once: a million entries are tens of MB, and regrowing them
+        // was a tenth of an import's CPU.
+        let size: usize = ix
+            .entries()
+            .map(|(_, k, _, v)| 1 + 8 + k.len() + 24 + v.map_or(0, |v| 8 + v.len()))
+            .sum();
+        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 32 + size + 8);
         out.extend_from_slice(INDEX_MAGIC);
-        for v in [st.generation, st.end, ix.dead, ix.len() as u64] {
+        for v in [st.generation, st.end, ix.dead, n as u64] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for (k, l) in ix.entries() {
+        for (tree, k, l, value) in ix.entries() {
+            out.push(tree as u8);
             out.extend_from_slice(&(k.len() as u64).to_le_bytes());
             out.extend_from_slice(k);
             for v in [l.off, l.len as u64, l.hash] {
                 out.extend_from_slice(&v.to_le_bytes());
+            }
+            if let Some(v) = value {
+                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                out.extend_from_slice(v);
             }
         }
         let sum = xxh3_64(&out);
@@ -571,14 +676,17 @@ impl MessageLog {
         let (generation, path, mut live) = {
             let st = self.read_state();
             let ix = st.index.as_ref().expect("loaded above");
-            let live: Vec<(Vec<u8>, Loc)> = ix.entries().map(|(k, l)| (k.to_vec(), *l)).collect();
+            let live: Vec<(Tree, Vec<u8>, Loc, Option<Vec<u8>>)> = ix
+                .entries()
+                .map(|(t, k, l, v)| (t, k.to_vec(), *l, v.map(<[u8]>::to_vec)))
+                .collect();
             (
                 st.generation + 1,
                 self.dir.join(log_name(st.generation + 1)),
                 live,
             )
         };
-        live.sort_unstable_by_key(|(_, l)| l.off);
+        live.sort_unstable_by_key(|(_, _, l, _)| l.off);
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
@@ -591,7 +699,7 @@ impl MessageLog {
             let mut w = BufWriter::with_capacity(1 << 20, &file);
             let st = self.read_state();
             let mut rec = Vec::new();
-            for (k, l) in &live {
+            for (tree, k, l, value) in &live {
                 rec.resize(l.len as usize, 0);
                 st.file
                     .read_exact_at(&mut rec, l.off)
@@ -600,7 +708,7 @@ impl MessageLog {
                         source,
                     })?;
                 w.write_all(&rec).map_err(io)?;
-                ix.insert(k, Loc { off: at, ..*l });
+                ix.insert(*tree, k, Loc { off: at, ..*l }, value.as_deref());
                 at += l.len as u64;
             }
             w.flush().map_err(io)?;

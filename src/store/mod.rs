@@ -58,12 +58,15 @@ pub enum Tree {
     Windows,
     /// Notes and documents (Markdown, Obsidian, PDF) as imported.
     Documents,
-    /// Secondary keys: identity aliases, per-conversation time order. Not records.
+    /// Secondary keys: identity aliases, per-day counts. Not records.
     Index,
+    /// Messages of each conversation in time order (keys from
+    /// `ingest::records::index::timeline`, the author as value). Not records.
+    Timeline,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 16] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Sources,
         Tree::Contacts,
@@ -80,13 +83,14 @@ impl Tree {
         Tree::Windows,
         Tree::Documents,
         Tree::Index,
+        Tree::Timeline,
     ];
 
-    /// The trees that hold records (everything but `meta` and `index`).
+    /// The trees that hold records (everything but `meta`, `index` and `timeline`).
     pub fn data() -> impl Iterator<Item = Tree> {
         Tree::ALL
             .into_iter()
-            .filter(|t| !matches!(t, Tree::Meta | Tree::Index))
+            .filter(|t| !matches!(t, Tree::Meta | Tree::Index | Tree::Timeline))
     }
 
     pub fn name(self) -> &'static str {
@@ -107,6 +111,7 @@ impl Tree {
             Tree::Windows => "windows",
             Tree::Documents => "documents",
             Tree::Index => "index",
+            Tree::Timeline => "timeline",
         }
     }
 
@@ -436,9 +441,10 @@ impl Store {
         &self.trees[tree.index()]
     }
 
-    /// Where the log has the message under `key`.
-    fn log_loc(&self, key: &[u8]) -> Result<Option<log::Loc>, StoreError> {
-        self.log.with_index(self.crypt.as_deref(), |ix| ix.get(key))
+    /// Where the log has the record under `key` of `tree`.
+    fn log_loc(&self, tree: Tree, key: &[u8]) -> Result<Option<log::Loc>, StoreError> {
+        self.log
+            .with_index(self.crypt.as_deref(), |ix| ix.get(tree, key))
     }
 
     /// The stored form of `key` in `tree`.
@@ -533,7 +539,7 @@ impl Store {
                 views,
                 store: self,
                 deltas: Default::default(),
-                messages: RefCell::new(BTreeMap::new()),
+                logged: RefCell::new(BTreeMap::new()),
             };
             let r = f(&mut tx).map_err(|e| e.0)?;
             tx.apply_counts()?;
@@ -594,31 +600,38 @@ impl Store {
         if bulk.puts.is_empty() {
             return self.write(f);
         }
-        let (messages, rest): (Vec<_>, Vec<_>) = bulk
-            .puts
-            .into_iter()
-            .partition(|(t, _, _)| *t == Tree::Messages);
+        let (logged, rest): (Vec<_>, Vec<_>) =
+            bulk.puts.into_iter().partition(|(t, _, _)| log::in_log(*t));
         // The same key twice is one record: the last value wins; import order kept.
-        let mut seen = std::collections::HashSet::with_capacity(messages.len());
-        let mut prebuilt = log::LogBatch::default();
-        let mut unique = Vec::with_capacity(messages.len());
-        for (_, key, value) in messages.into_iter().rev() {
-            if seen.insert(key.clone()) {
-                unique.push((key, value));
+        let mut last = vec![true; logged.len()];
+        {
+            let mut seen = std::collections::HashSet::with_capacity(logged.len());
+            for (i, (tree, key, _)) in logged.iter().enumerate().rev() {
+                last[i] = seen.insert((*tree, key.as_slice()));
             }
         }
-        for (key, value) in unique.into_iter().rev() {
-            let k = self.stored_key(Tree::Messages, &key);
-            let hash = log::value_hash(&value);
-            let v = self.seal_value(Tree::Messages, &k, value)?;
-            prebuilt.put(key, &k, &v, hash);
+        let mut prebuilt = log::LogBatch::default();
+        prebuilt.reserve(
+            logged.iter().map(|(_, k, v)| k.len() + v.len()).sum(),
+            logged.len(),
+        );
+        let mut new_messages = 0;
+        for ((tree, key, value), _) in logged.into_iter().zip(last).filter(|(_, l)| *l) {
+            let k = self.stored_key(tree, &key);
+            if self.crypt.is_some() {
+                let v = self.seal_value(tree, &k, value.clone())?;
+                prebuilt.put(tree, key, &k, &v, &value);
+            } else {
+                prebuilt.put(tree, key, &k, &value, &value);
+            }
+            new_messages += (tree == Tree::Messages) as i64;
         }
         let mut counts = if rest.is_empty() {
             [0; Tree::ALL.len()]
         } else {
             self.apply_bulk(Bulk { puts: rest })?
         };
-        counts[Tree::Messages.index()] = seen.len() as i64;
+        counts[Tree::Messages.index()] = new_messages;
         let result = self.transact(
             |tx| {
                 for (d, n) in tx.deltas.iter().zip(&counts) {
@@ -659,37 +672,61 @@ impl Store {
         self.log.dead_bytes(self.crypt.as_deref())
     }
 
-    /// Move messages a store from before the log kept in sled into the log
-    /// (a migration; an interrupted one is simply run again).
-    pub(crate) fn move_messages_to_log(&self) -> Result<u64, StoreError> {
-        let raw = self.tree_raw(Tree::Messages);
+    /// Move what a store from before the log kept in sled into the log: the
+    /// messages, and the timeline keys from `index` (a migration; an
+    /// interrupted one is simply run again).
+    pub(crate) fn move_to_log(&self) -> Result<u64, StoreError> {
         let mut moved = 0u64;
-        loop {
-            let chunk: Vec<(sled::IVec, sled::IVec)> = raw
-                .iter()
-                .take(4096)
-                .collect::<Result<_, _>>()
-                .map_err(|e| sled_error(&self.dir, e))?;
-            if chunk.is_empty() {
-                break;
+        // The timeline keys: "t" + conversation + time + message key.
+        let timeline_prefix = self.stored_key(Tree::Index, b"t");
+        for (from, to) in [
+            (Tree::Messages, Tree::Messages),
+            (Tree::Index, Tree::Timeline),
+        ] {
+            let raw = self.tree_raw(from);
+            let prefix: &[u8] = if from == Tree::Index {
+                &timeline_prefix
+            } else {
+                &[]
+            };
+            loop {
+                let chunk: Vec<(sled::IVec, sled::IVec)> = raw
+                    .scan_prefix(prefix)
+                    .filter(|kv| {
+                        // Other index keys that start with "t" stay (none today).
+                        from != Tree::Index
+                            || kv.as_ref().map_or(true, |(k, _)| {
+                                self.crypt
+                                    .as_ref()
+                                    .map_or(k.len(), |c| c.reveal_key(k).len())
+                                    == 33
+                            })
+                    })
+                    .take(4096)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| sled_error(&self.dir, e))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let mut batch = log::LogBatch::default();
+                for (k, v) in &chunk {
+                    let plain = self.open_value(from, k, v.clone())?;
+                    let key = match &self.crypt {
+                        Some(c) => c.reveal_key(k),
+                        None => k.to_vec(),
+                    };
+                    let sealed = self.seal_value(to, k, plain.to_vec())?;
+                    batch.put(to, key, k, &sealed, &plain);
+                }
+                self.transact(|_| Ok(()), false, Some(&batch))?;
+                let mut gone = sled::Batch::default();
+                for (k, _) in &chunk {
+                    gone.remove(k);
+                }
+                raw.apply_batch(gone)
+                    .map_err(|e| sled_error(&self.dir, e))?;
+                moved += chunk.len() as u64;
             }
-            let mut batch = log::LogBatch::default();
-            for (k, v) in &chunk {
-                let plain = self.open_value(Tree::Messages, k, v.clone())?;
-                let key = match &self.crypt {
-                    Some(c) => c.reveal_key(k),
-                    None => k.to_vec(),
-                };
-                batch.put(key, k, v, log::value_hash(&plain));
-            }
-            self.transact(|_| Ok(()), false, Some(&batch))?;
-            let mut gone = sled::Batch::default();
-            for (k, _) in &chunk {
-                gone.remove(k);
-            }
-            raw.apply_batch(gone)
-                .map_err(|e| sled_error(&self.dir, e))?;
-            moved += chunk.len() as u64;
         }
         self.recount()?;
         self.flush()?;
@@ -924,8 +961,15 @@ impl<'a> View<'a> {
     }
 
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<sled::IVec>, StoreError> {
+        if self.tree == Tree::Timeline {
+            return Ok(self
+                .store
+                .log
+                .with_index(self.store.crypt.as_deref(), |ix| ix.value(key.as_ref()))?
+                .map(sled::IVec::from));
+        }
         if self.tree == Tree::Messages {
-            return match self.store.log_loc(key.as_ref())? {
+            return match self.store.log_loc(self.tree, key.as_ref())? {
                 Some(loc) => {
                     let (k, v) = self.store.log.read(loc)?;
                     Ok(Some(self.store.open_value(self.tree, &k, v.into())?))
@@ -941,8 +985,8 @@ impl<'a> View<'a> {
     }
 
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
-        if self.tree == Tree::Messages {
-            return Ok(self.store.log_loc(key.as_ref())?.is_some());
+        if log::in_log(self.tree) {
+            return Ok(self.store.log_loc(self.tree, key.as_ref())?.is_some());
         }
         let k = self.store.stored_key(self.tree, key.as_ref());
         self.raw().contains_key(&k).map_err(|e| self.err(e))
@@ -952,6 +996,19 @@ impl<'a> View<'a> {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> KvIter<'a> {
         let store = self.store;
         let tree = self.tree;
+        if tree == Tree::Timeline {
+            let prefix = prefix.as_ref();
+            return match store
+                .log
+                .with_index(store.crypt.as_deref(), |ix| ix.timeline_with_prefix(prefix))
+            {
+                Ok(kvs) => Box::new(
+                    kvs.into_iter()
+                        .map(|(k, v)| Ok((sled::IVec::from(k), sled::IVec::from(v)))),
+                ),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+        }
         if tree == Tree::Messages {
             // The log's keys in key order, each record read as it comes.
             let prefix = prefix.as_ref();
@@ -1011,12 +1068,12 @@ impl<'a> View<'a> {
 
     /// Stored records (not kept exact under concurrent writes; see [`Store::count`]).
     pub fn len(&self) -> usize {
-        if self.tree == Tree::Messages {
+        if log::in_log(self.tree) {
             // Not yet migrated ones too (a store from before the log).
             return self
                 .store
                 .log
-                .with_index(self.store.crypt.as_deref(), |ix| ix.len())
+                .with_index(self.store.crypt.as_deref(), |ix| ix.len(self.tree))
                 .unwrap_or(0)
                 + self.raw().len();
         }
@@ -1075,8 +1132,9 @@ pub struct Tx<'a> {
     views: &'a [TransactionalTree],
     store: &'a Store,
     deltas: [Cell<i64>; Tree::ALL.len()],
-    /// Messages written in this transaction (`None`: removed), for the log.
-    messages: RefCell<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Records of the log's trees written in this transaction (`None`:
+    /// removed), for the log.
+    logged: RefCell<BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>>,
 }
 
 impl Tx<'_> {
@@ -1097,8 +1155,8 @@ impl Tx<'_> {
         tree: Tree,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<sled::IVec>, TxError> {
-        if tree == Tree::Messages {
-            if let Some(v) = self.messages.borrow().get(key.as_ref()) {
+        if log::in_log(tree) {
+            if let Some(v) = self.logged.borrow().get(&(tree, key.as_ref().to_vec())) {
                 return Ok(v.as_deref().map(sled::IVec::from));
             }
             return Ok(self.store.tree(tree).get(key)?);
@@ -1122,18 +1180,18 @@ impl Tx<'_> {
         key: impl AsRef<[u8]>,
         bytes: Vec<u8>,
     ) -> Result<bool, TxError> {
-        if tree == Tree::Messages {
-            let key = key.as_ref();
-            let mut written = self.messages.borrow_mut();
-            let existed = match written.get(key) {
+        if log::in_log(tree) {
+            let key = (tree, key.as_ref().to_vec());
+            let mut written = self.logged.borrow_mut();
+            let existed = match written.get(&key) {
                 Some(v) => v.is_some(),
-                None => match self.store.log_loc(key)? {
+                None => match self.store.log_loc(tree, &key.1)? {
                     // The same bytes again: nothing to write.
                     Some(loc) if loc.hash == log::value_hash(&bytes) => return Ok(false),
                     found => found.is_some(),
                 },
             };
-            written.insert(key.to_vec(), Some(bytes));
+            written.insert(key, Some(bytes));
             if !existed {
                 self.bump(tree, 1);
             }
@@ -1150,14 +1208,14 @@ impl Tx<'_> {
 
     /// Remove; returns true when the key existed.
     pub fn remove(&mut self, tree: Tree, key: impl AsRef<[u8]>) -> Result<bool, TxError> {
-        if tree == Tree::Messages {
-            let key = key.as_ref();
-            let mut written = self.messages.borrow_mut();
-            let existed = match written.get(key) {
+        if log::in_log(tree) {
+            let key = (tree, key.as_ref().to_vec());
+            let mut written = self.logged.borrow_mut();
+            let existed = match written.get(&key) {
                 Some(v) => v.is_some(),
-                None => self.store.log_loc(key)?.is_some(),
+                None => self.store.log_loc(tree, &key.1)?.is_some(),
             };
-            written.insert(key.to_vec(), None);
+            written.insert(key, None);
             if existed {
                 self.bump(tree, -1);
             }
@@ -1176,20 +1234,19 @@ impl Tx<'_> {
         Err(StoreError::Aborted(message.into()).into())
     }
 
-    /// The log records of the messages this transaction wrote.
+    /// The log records of what this transaction wrote to the log's trees.
     fn log_batch(&self) -> Result<log::LogBatch, StoreError> {
         let mut batch = log::LogBatch::default();
-        for (key, value) in self.messages.borrow().iter() {
-            let k = self.store.stored_key(Tree::Messages, key);
+        for ((tree, key), value) in self.logged.borrow().iter() {
+            let k = self.store.stored_key(*tree, key);
             match value {
                 Some(v) => {
-                    let hash = log::value_hash(v);
-                    let sealed = self.store.seal_value(Tree::Messages, &k, v.clone())?;
-                    batch.put(key.clone(), &k, &sealed, hash);
+                    let sealed = self.store.seal_value(*tree, &k, v.clone())?;
+                    batch.put(*tree, key.clone(), &k, &sealed, v);
                 }
-                // Removing a message that is not stored needs no record.
-                None if self.store.log_loc(key)?.is_none() => {}
-                None => batch.remove(key.clone(), &k),
+                // Removing what is not stored needs no record.
+                None if self.store.log_loc(*tree, key)?.is_none() => {}
+                None => batch.remove(*tree, key.clone(), &k),
             }
         }
         Ok(batch)
@@ -1478,6 +1535,67 @@ mod tests {
         );
     }
 
+    fn tkey(conv: u64, at: u64, i: u64) -> Vec<u8> {
+        let mut k = b"t".to_vec();
+        k.extend_from_slice(&conv.to_be_bytes());
+        k.extend_from_slice(&at.to_be_bytes());
+        k.extend_from_slice(&mkey(i));
+        k
+    }
+
+    #[test]
+    fn the_timeline_lives_in_the_log_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let mut b = Bulk::new();
+            // Written out of order, two conversations.
+            for i in (0..50u64).rev() {
+                b.put_new_raw(
+                    Tree::Timeline,
+                    tkey(1 + i % 2, 1000 + i, i),
+                    i.to_be_bytes().to_vec(),
+                );
+            }
+            s.write_bulk(b, |_| Ok(())).unwrap();
+            s.write(|tx| {
+                tx.remove(Tree::Timeline, tkey(1, 1000, 0))?;
+                tx.put_raw(
+                    Tree::Timeline,
+                    tkey(1, 1002, 2),
+                    77u64.to_be_bytes().to_vec(),
+                )
+            })
+            .unwrap();
+            assert_eq!(
+                s.count(Tree::Messages).unwrap(),
+                0,
+                "not counted as records"
+            );
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let conv1: Vec<_> = s
+            .tree(Tree::Timeline)
+            .scan_prefix(&tkey(1, 0, 0)[..9])
+            .map(|kv| kv.unwrap())
+            .collect();
+        assert_eq!(conv1.len(), 24);
+        assert!(conv1.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(conv1[0].0.as_ref(), tkey(1, 1002, 2));
+        assert_eq!(conv1[0].1.as_ref(), 77u64.to_be_bytes());
+        assert_eq!(s.tree(Tree::Timeline).len(), 49);
+        assert!(s.tree_raw(Tree::Index).is_empty());
+        assert_eq!(
+            s.tree(Tree::Timeline)
+                .get(tkey(2, 1001, 1))
+                .unwrap()
+                .unwrap(),
+            1u64.to_be_bytes()
+        );
+        s.compact_messages().unwrap();
+        assert_eq!(s.tree(Tree::Timeline).len(), 49);
+    }
+
     fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         let mut hits = Vec::new();
         for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -1516,7 +1634,7 @@ mod tests {
             s.write_bulk(bulk_of(0, 10), |_| Ok(())).unwrap();
             // Killed after appending, before the transaction committed.
             let mut b = log::LogBatch::default();
-            b.put(mkey(99).to_vec(), &mkey(99), b"x", log::value_hash(b"x"));
+            b.put(Tree::Messages, mkey(99).to_vec(), &mkey(99), b"x", b"x");
             let _turn = s.log.lock_writer();
             s.log.append(&[&b]).unwrap();
         }
