@@ -87,6 +87,12 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
+/// A timeline entry: where its record is, and its (opened) value.
+type TimelineEntry = (Loc, Box<[u8]>);
+
+/// A live record while compacting: tree, key, where, timeline value.
+type Live = (Tree, Vec<u8>, Loc, Option<Vec<u8>>);
+
 /// Key (as the store's callers know it, not hidden) -> live record.
 #[derive(Default)]
 pub(crate) struct Index {
@@ -94,7 +100,7 @@ pub(crate) struct Index {
     fixed: HashMap<[u8; 16], Loc, BuildHasherDefault<KeyHasher>>,
     other: BTreeMap<Vec<u8>, Loc>,
     /// `timeline`, in key order, with each (opened) value.
-    timeline: BTreeMap<Box<[u8]>, (Loc, Box<[u8]>)>,
+    timeline: BTreeMap<Box<[u8]>, TimelineEntry>,
     /// Bytes of records that are no longer live.
     dead: u64,
 }
@@ -658,6 +664,12 @@ impl MessageLog {
         Ok(())
     }
 
+    /// The log's committed length plus its saved index.
+    pub fn size_on_disk(&self) -> u64 {
+        let index = std::fs::metadata(self.dir.join(INDEX_FILE)).map_or(0, |m| m.len());
+        self.read_state().end + index
+    }
+
     /// Bytes of records that are no longer live.
     pub fn dead_bytes(&self, crypt: Option<&Crypt>) -> Result<u64, StoreError> {
         self.with_index(crypt, |ix| ix.dead)
@@ -676,7 +688,7 @@ impl MessageLog {
         let (generation, path, mut live) = {
             let st = self.read_state();
             let ix = st.index.as_ref().expect("loaded above");
-            let live: Vec<(Tree, Vec<u8>, Loc, Option<Vec<u8>>)> = ix
+            let live: Vec<Live> = ix
                 .entries()
                 .map(|(t, k, l, v)| (t, k.to_vec(), *l, v.map(<[u8]>::to_vec)))
                 .collect();

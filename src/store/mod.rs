@@ -831,7 +831,7 @@ impl Store {
 
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.log.size_on_disk()
     }
 }
 
@@ -1127,6 +1127,10 @@ impl From<CodecError> for TxError {
     }
 }
 
+/// What a transaction wrote to the log's trees: (tree, key) -> value
+/// (`None`: removed).
+type Logged = BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>;
+
 /// The view of every tree inside one transaction.
 pub struct Tx<'a> {
     views: &'a [TransactionalTree],
@@ -1134,7 +1138,7 @@ pub struct Tx<'a> {
     deltas: [Cell<i64>; Tree::ALL.len()],
     /// Records of the log's trees written in this transaction (`None`:
     /// removed), for the log.
-    logged: RefCell<BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>>,
+    logged: RefCell<Logged>,
 }
 
 impl Tx<'_> {
