@@ -1019,7 +1019,7 @@ pub fn read_source(mem: &Memories, id: u64) -> Result<SourceContext, SourceError
     // The conversation's timeline, in time order: (at, message key).
     let mut timeline: Vec<(i64, [u8; 16])> = Vec::new();
     for kv in store
-        .tree(Tree::Index)
+        .tree(Tree::Timeline)
         .scan_prefix(index::timeline_prefix(conv_id).into_vec())
     {
         let (k, _) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;

@@ -203,7 +203,7 @@ pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, Stor
     for conv in conversations {
         let mut entries = Vec::new();
         for kv in store
-            .tree(Tree::Index)
+            .tree(Tree::Timeline)
             .scan_prefix(index::timeline_prefix(conv.id))
         {
             let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
@@ -230,7 +230,7 @@ pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, Stor
                 let mut m = m.clone();
                 m.author = new_id;
                 tx.put(key, &m)?;
-                tx.put_raw(Tree::Index, k, new_id.to_be_bytes().to_vec())?;
+                tx.put_raw(Tree::Timeline, k, new_id.to_be_bytes().to_vec())?;
             }
             tx.put(Conversation::key(updated.id), &updated)?;
             Ok::<_, TxError>(())
@@ -289,7 +289,7 @@ pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreErro
     for conv in conversations {
         let mut entries = Vec::new();
         for kv in store
-            .tree(Tree::Index)
+            .tree(Tree::Timeline)
             .scan_prefix(index::timeline_prefix(conv.id))
         {
             let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
@@ -310,7 +310,7 @@ pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreErro
                     m.author = into;
                     tx.put(key, &m)?;
                 }
-                tx.put_raw(Tree::Index, k, into.to_be_bytes().to_vec())?;
+                tx.put_raw(Tree::Timeline, k, into.to_be_bytes().to_vec())?;
             }
             tx.put(Conversation::key(updated.id), &updated)?;
             Ok::<_, TxError>(())

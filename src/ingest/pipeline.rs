@@ -1138,7 +1138,7 @@ fn store_batch(
     for (p, _) in batch.iter().zip(&new).filter(|(_, n)| **n) {
         bulk.put_new(p.key, &p.msg)?;
         let t = index::timeline(p.msg.conversation, p.msg.at_ms, &p.key);
-        bulk.put_new_raw(Tree::Index, t, p.msg.author.to_be_bytes().to_vec());
+        bulk.put_new_raw(Tree::Timeline, t, p.msg.author.to_be_bytes().to_vec());
     }
     store.write_bulk(bulk, |tx| {
         // Messages already stored are written again, as they always were

@@ -199,7 +199,9 @@ pub mod index {
         Key::new().bytes(b"a").str(identity)
     }
 
-    /// Messages of a conversation in time order; the value is the author id.
+    /// Messages of a conversation in time order, in the `timeline` tree (not
+    /// `index`: the store keeps it in the messages log); the value is the
+    /// author id.
     pub fn timeline(conversation: Id, at_ms: i64, message: &[u8; 16]) -> Key {
         Key::new()
             .bytes(b"t")

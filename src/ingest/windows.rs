@@ -30,7 +30,7 @@ pub fn rebuild_stale(store: &Store, gap_ms: i64, ctx: &JobCtx) -> Result<u64, St
 pub fn rebuild(store: &Store, conv: &Conversation, gap_ms: i64) -> Result<u64, StoreError> {
     let mut timeline: Vec<(i64, [u8; 16], Id)> = Vec::new();
     for kv in store
-        .tree(Tree::Index)
+        .tree(Tree::Timeline)
         .scan_prefix(index::timeline_prefix(conv.id))
     {
         let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;

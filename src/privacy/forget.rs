@@ -178,7 +178,7 @@ fn conv_plans(store: &Store, contact: Id) -> Result<Vec<ConvPlan>, StoreError> {
         }
         let mut all = Vec::new();
         for kv in store
-            .tree(Tree::Index)
+            .tree(Tree::Timeline)
             .scan_prefix(index::timeline_prefix(conv.id))
         {
             let (k, v) = kv?;
@@ -205,7 +205,7 @@ fn conv_plans(store: &Store, contact: Id) -> Result<Vec<ConvPlan>, StoreError> {
     for p in &mut out {
         if !p.whole {
             let total = store
-                .tree(Tree::Index)
+                .tree(Tree::Timeline)
                 .scan_prefix(index::timeline_prefix(p.conv.id))
                 .count();
             p.whole = total == p.entries.len();
@@ -320,7 +320,7 @@ pub fn apply(
                 if tx.remove(Tree::Messages, mk)? {
                     n += 1;
                 }
-                tx.remove(Tree::Index, tk)?;
+                tx.remove(Tree::Timeline, tk)?;
             }
             for (&day, &k) in &days {
                 let key = index::day(day);
@@ -349,6 +349,9 @@ pub fn apply(
         *removed.entry("conversations".into()).or_default() += p.whole as u64;
         *removed.entry("activity_days".into()).or_default() += days.len() as u64;
     }
+    // Removed messages are dead records in the messages log until it is
+    // rewritten: rewrite it now, so their text leaves the disk.
+    store.compact_messages()?;
     let aliases = aliases_of(store, contact.id)?;
     store.write(|tx| {
         for k in &aliases {

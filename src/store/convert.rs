@@ -144,6 +144,7 @@ fn report(store: &Store) -> Result<CopyReport, StoreError> {
         .map(|(t, n)| (t.name().to_string(), n))
         .collect();
     counts.insert("index".into(), store.tree_raw(Tree::Index).len() as u64);
+    counts.insert("timeline".into(), store.tree(Tree::Timeline).len() as u64);
     counts.insert("files".into(), store.file_names()?.len() as u64);
     Ok(CopyReport {
         store: store.dir().to_path_buf(),
@@ -164,7 +165,7 @@ pub fn init_encrypted(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<S
     }
     if Tree::ALL
         .iter()
-        .any(|t| *t != Tree::Meta && !store.tree_raw(*t).is_empty())
+        .any(|t| *t != Tree::Meta && !store.tree(*t).is_empty())
     {
         return Err(StoreError::Aborted(format!(
             "the store {} already holds data; `twin encrypt` encrypts it in place",

@@ -8,7 +8,11 @@ use super::{Store, StoreError, Tree};
 pub type Migration = fn(&Store) -> Result<(), StoreError>;
 
 /// The steps, in order. The current schema version is their number.
-pub const MIGRATIONS: &[Migration] = &[v0_to_v1_count_records, v1_to_v2_windows_documents_index];
+pub const MIGRATIONS: &[Migration] = &[
+    v0_to_v1_count_records,
+    v1_to_v2_windows_documents_index,
+    v2_to_v3_messages_log,
+];
 
 /// The schema version this twin writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -23,6 +27,17 @@ fn v0_to_v1_count_records(store: &Store) -> Result<(), StoreError> {
 /// them empty on open) and their counts.
 fn v1_to_v2_windows_documents_index(store: &Store) -> Result<(), StoreError> {
     store.recount()
+}
+
+/// Version 3 keeps messages and the timeline keys in the messages log
+/// instead of sled's `messages` and `index` trees (see `store/log.rs`): they
+/// are moved over.
+fn v2_to_v3_messages_log(store: &Store) -> Result<(), StoreError> {
+    let n = store.move_to_log()?;
+    if n > 0 {
+        tracing::info!("moved {n} messages and timeline keys into the messages log");
+    }
+    Ok(())
 }
 
 /// Bring `store` up to `steps.len()`, or refuse a store newer than that.
@@ -79,11 +94,30 @@ mod tests {
             s.tree_raw(Tree::Messages)
                 .insert(b"m2", b"y".to_vec())
                 .unwrap();
+            // A timeline key of a version-2 store, in `index`, beside an alias.
+            let mut t = b"t".to_vec();
+            t.extend_from_slice(&[7u8; 32]);
+            s.tree_raw(Tree::Index)
+                .insert(&t, &9u64.to_be_bytes())
+                .unwrap();
+            s.tree_raw(Tree::Index).insert(b"aname:x\0", b"1").unwrap();
             s.tree_raw(Tree::Meta).clear().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.schema_version().unwrap(), Some(SCHEMA_VERSION));
         assert_eq!(s.count(Tree::Messages).unwrap(), 2);
+        let timeline: Vec<_> = s
+            .tree(Tree::Timeline)
+            .scan_prefix(b"t")
+            .map(|kv| kv.unwrap())
+            .collect();
+        assert_eq!(timeline.len(), 1);
+        assert_eq!(timeline[0].1, 9u64.to_be_bytes());
+        assert_eq!(s.tree_raw(Tree::Index).len(), 1, "the alias stays");
+        // Version 3: the messages moved from sled into the log.
+        assert!(s.tree_raw(Tree::Messages).is_empty());
+        assert_eq!(s.tree(Tree::Messages).len(), 2);
+        assert_eq!(s.tree(Tree::Messages).get(b"m2").unwrap().unwrap(), b"y");
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub mod codec;
 pub mod convert;
 pub mod crypt;
 mod lock;
+mod log;
 pub mod migrate;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -56,12 +58,15 @@ pub enum Tree {
     Windows,
     /// Notes and documents (Markdown, Obsidian, PDF) as imported.
     Documents,
-    /// Secondary keys: identity aliases, per-conversation time order. Not records.
+    /// Secondary keys: identity aliases, per-day counts. Not records.
     Index,
+    /// Messages of each conversation in time order (keys from
+    /// `ingest::records::index::timeline`, the author as value). Not records.
+    Timeline,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 16] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Sources,
         Tree::Contacts,
@@ -78,13 +83,14 @@ impl Tree {
         Tree::Windows,
         Tree::Documents,
         Tree::Index,
+        Tree::Timeline,
     ];
 
-    /// The trees that hold records (everything but `meta` and `index`).
+    /// The trees that hold records (everything but `meta`, `index` and `timeline`).
     pub fn data() -> impl Iterator<Item = Tree> {
         Tree::ALL
             .into_iter()
-            .filter(|t| !matches!(t, Tree::Meta | Tree::Index))
+            .filter(|t| !matches!(t, Tree::Meta | Tree::Index | Tree::Timeline))
     }
 
     pub fn name(self) -> &'static str {
@@ -105,6 +111,7 @@ impl Tree {
             Tree::Windows => "windows",
             Tree::Documents => "documents",
             Tree::Index => "index",
+            Tree::Timeline => "timeline",
         }
     }
 
@@ -159,6 +166,9 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     dir: PathBuf,
     crypt: Option<std::sync::Arc<crypt::Crypt>>,
+    /// The `messages` tree (see [`log`]); sled's own `messages` tree only
+    /// holds what a store from before the log had, until it is migrated.
+    log: log::MessageLog,
     _lock: lock::LockFile,
 }
 
@@ -265,6 +275,17 @@ impl Store {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| sled_error(dir, e))?;
+        let meta_u64 = |key: &[u8]| -> Result<Option<u64>, StoreError> {
+            Ok(trees[Tree::Meta.index()]
+                .get(key)
+                .map_err(|e| sled_error(dir, e))?
+                .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))))
+        };
+        let log = log::MessageLog::open(
+            dir,
+            meta_u64(log::GEN_KEY)?.unwrap_or(1),
+            meta_u64(log::END_KEY)?.unwrap_or(0),
+        )?;
         // sled creates its files with the process umask; keep them private.
         crate::paths::make_private_tree(dir).map_err(io)?;
         let store = Store {
@@ -272,6 +293,7 @@ impl Store {
             trees,
             dir: dir.to_path_buf(),
             crypt: None,
+            log,
             _lock: lock,
         };
         // A bulk write that a kill interrupted is rolled back before anything
@@ -419,6 +441,12 @@ impl Store {
         &self.trees[tree.index()]
     }
 
+    /// Where the log has the record under `key` of `tree`.
+    fn log_loc(&self, tree: Tree, key: &[u8]) -> Result<Option<log::Loc>, StoreError> {
+        self.log
+            .with_index(self.crypt.as_deref(), |ix| ix.get(tree, key))
+    }
+
     /// The stored form of `key` in `tree`.
     fn stored_key(&self, tree: Tree, key: &[u8]) -> Vec<u8> {
         match (&self.crypt, tree) {
@@ -491,30 +519,63 @@ impl Store {
     /// Run `f` as one atomic transaction over every tree. `f` may be re-run on
     /// conflict, so it must have no side effects outside `tx`.
     pub fn write<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>) -> Result<R, StoreError> {
-        self.transact(f, false)
+        self.transact(f, false, None)
     }
 
-    /// One transaction; `clear_undo` also drops [`Store::write_bulk`]'s undo record.
+    /// One transaction; `clear_undo` also drops [`Store::write_bulk`]'s undo
+    /// record. `prebuilt` messages are appended to the log with the messages
+    /// `f` writes; the log's new length commits with the transaction.
     fn transact<R>(
         &self,
         f: impl Fn(&mut Tx<'_>) -> Result<R, TxError>,
         clear_undo: bool,
+        prebuilt: Option<&log::LogBatch>,
     ) -> Result<R, StoreError> {
+        let _turn = self.log.lock_writer();
+        // The last attempt's log records and the length they bring the log to.
+        let appended: RefCell<Option<(log::LogBatch, u64)>> = RefCell::new(None);
         let result = self.trees.as_slice().transaction(|views| {
             let mut tx = Tx {
                 views,
                 store: self,
                 deltas: Default::default(),
+                logged: RefCell::new(BTreeMap::new()),
             };
             let r = f(&mut tx).map_err(|e| e.0)?;
             tx.apply_counts()?;
             if clear_undo {
                 tx.view(Tree::Meta).remove(UNDO_KEY)?;
             }
+            let batch = tx
+                .log_batch()
+                .map_err(ConflictableTransactionError::Abort)?;
+            let mut batches: Vec<&log::LogBatch> = prebuilt.into_iter().collect();
+            batches.push(&batch);
+            if batches.iter().any(|b| !b.is_empty()) {
+                let end = self.log.append(&batches).map_err(|source| {
+                    ConflictableTransactionError::Abort(StoreError::Io {
+                        path: self.dir.clone(),
+                        source,
+                    })
+                })?;
+                let meta = tx.view(Tree::Meta);
+                meta.insert(log::END_KEY, &end.to_be_bytes())?;
+                meta.insert(log::GEN_KEY, &self.log.generation().to_be_bytes())?;
+                *appended.borrow_mut() = Some((batch, end));
+            } else {
+                *appended.borrow_mut() = None;
+            }
             Ok(r)
         });
         match result {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                if let Some((batch, end)) = appended.into_inner() {
+                    let mut batches: Vec<&log::LogBatch> = prebuilt.into_iter().collect();
+                    batches.push(&batch);
+                    self.log.publish(self.crypt.as_deref(), &batches, end)?;
+                }
+                Ok(r)
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(sled_error(&self.dir, e)),
         }
@@ -523,13 +584,14 @@ impl Store {
     /// Write `bulk` (records under keys that are not in the store: the caller
     /// has checked) and then run `f` as one transaction, atomically as a
     /// whole: far fewer reads and copies than putting each record through
-    /// [`Store::write`] (per-tree sled batches of sorted keys, no
-    /// read-before-write), with the counts kept exact. An undo record in
-    /// `meta` lists the bulk keys until `f`'s transaction commits; killed in
-    /// between, the next open removes them again, and an error rolls them back
-    /// at once, so the store is as it was before the call. One bulk write at a
-    /// time (the undo record is one key): today only an import makes them, and
-    /// imports run one at a time.
+    /// [`Store::write`] (messages appended to the log, the other trees in
+    /// per-tree sled batches of sorted keys, no read-before-write), with the
+    /// counts kept exact. The messages commit with `f`'s transaction; for the
+    /// other trees an undo record in `meta` lists the bulk keys until it
+    /// commits; killed in between, the next open removes them again, and an
+    /// error rolls them back at once, so the store is as it was before the
+    /// call. One bulk write at a time (the undo record is one key): today
+    /// only an import makes them, and imports run one at a time.
     pub fn write_bulk<R>(
         &self,
         bulk: Bulk,
@@ -538,7 +600,38 @@ impl Store {
         if bulk.puts.is_empty() {
             return self.write(f);
         }
-        let counts = self.apply_bulk(bulk)?;
+        let (logged, rest): (Vec<_>, Vec<_>) =
+            bulk.puts.into_iter().partition(|(t, _, _)| log::in_log(*t));
+        // The same key twice is one record: the last value wins; import order kept.
+        let mut last = vec![true; logged.len()];
+        {
+            let mut seen = std::collections::HashSet::with_capacity(logged.len());
+            for (i, (tree, key, _)) in logged.iter().enumerate().rev() {
+                last[i] = seen.insert((*tree, key.as_slice()));
+            }
+        }
+        let mut prebuilt = log::LogBatch::default();
+        prebuilt.reserve(
+            logged.iter().map(|(_, k, v)| k.len() + v.len()).sum(),
+            logged.len(),
+        );
+        let mut new_messages = 0;
+        for ((tree, key, value), _) in logged.into_iter().zip(last).filter(|(_, l)| *l) {
+            let k = self.stored_key(tree, &key);
+            if self.crypt.is_some() {
+                let v = self.seal_value(tree, &k, value.clone())?;
+                prebuilt.put(tree, key, &k, &v, &value);
+            } else {
+                prebuilt.put(tree, key, &k, &value, &value);
+            }
+            new_messages += (tree == Tree::Messages) as i64;
+        }
+        let mut counts = if rest.is_empty() {
+            [0; Tree::ALL.len()]
+        } else {
+            self.apply_bulk(Bulk { puts: rest })?
+        };
+        counts[Tree::Messages.index()] = new_messages;
         let result = self.transact(
             |tx| {
                 for (d, n) in tx.deltas.iter().zip(&counts) {
@@ -547,6 +640,7 @@ impl Store {
                 f(tx)
             },
             true,
+            Some(&prebuilt),
         );
         if result.is_err() {
             // Roll back now; should that fail too, the next open does it.
@@ -555,6 +649,88 @@ impl Store {
             }
         }
         result
+    }
+
+    /// Rewrite the messages log without its dead records (removed or
+    /// replaced messages), wiping the old file: after `twin forget`, so the
+    /// forgotten text is gone from the disk too.
+    pub fn compact_messages(&self) -> Result<(), StoreError> {
+        let _turn = self.log.lock_writer();
+        let meta = self.tree_raw(Tree::Meta);
+        self.log.compact(self.crypt.as_deref(), |generation, end| {
+            let mut b = sled::Batch::default();
+            b.insert(log::GEN_KEY, &generation.to_be_bytes());
+            b.insert(log::END_KEY, &end.to_be_bytes());
+            meta.apply_batch(b).map_err(|e| sled_error(&self.dir, e))?;
+            self.flush()
+        })?;
+        Ok(())
+    }
+
+    /// Bytes of removed or replaced messages still in the log.
+    pub fn dead_message_bytes(&self) -> Result<u64, StoreError> {
+        self.log.dead_bytes(self.crypt.as_deref())
+    }
+
+    /// Move what a store from before the log kept in sled into the log: the
+    /// messages, and the timeline keys from `index` (a migration; an
+    /// interrupted one is simply run again).
+    pub(crate) fn move_to_log(&self) -> Result<u64, StoreError> {
+        let mut moved = 0u64;
+        // The timeline keys: "t" + conversation + time + message key.
+        let timeline_prefix = self.stored_key(Tree::Index, b"t");
+        for (from, to) in [
+            (Tree::Messages, Tree::Messages),
+            (Tree::Index, Tree::Timeline),
+        ] {
+            let raw = self.tree_raw(from);
+            let prefix: &[u8] = if from == Tree::Index {
+                &timeline_prefix
+            } else {
+                &[]
+            };
+            loop {
+                let chunk: Vec<(sled::IVec, sled::IVec)> = raw
+                    .scan_prefix(prefix)
+                    .filter(|kv| {
+                        // Other index keys that start with "t" stay (none today).
+                        from != Tree::Index
+                            || kv.as_ref().map_or(true, |(k, _)| {
+                                self.crypt
+                                    .as_ref()
+                                    .map_or(k.len(), |c| c.reveal_key(k).len())
+                                    == 33
+                            })
+                    })
+                    .take(4096)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| sled_error(&self.dir, e))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let mut batch = log::LogBatch::default();
+                for (k, v) in &chunk {
+                    let plain = self.open_value(from, k, v.clone())?;
+                    let key = match &self.crypt {
+                        Some(c) => c.reveal_key(k),
+                        None => k.to_vec(),
+                    };
+                    let sealed = self.seal_value(to, k, plain.to_vec())?;
+                    batch.put(to, key, k, &sealed, &plain);
+                }
+                self.transact(|_| Ok(()), false, Some(&batch))?;
+                let mut gone = sled::Batch::default();
+                for (k, _) in &chunk {
+                    gone.remove(k);
+                }
+                raw.apply_batch(gone)
+                    .map_err(|e| sled_error(&self.dir, e))?;
+                moved += chunk.len() as u64;
+            }
+        }
+        self.recount()?;
+        self.flush()?;
+        Ok(moved)
     }
 
     /// The first half of [`Store::write_bulk`]: the undo record, then the
@@ -640,7 +816,7 @@ impl Store {
     /// Recount every tree from scratch (used by migrations and repair).
     pub fn recount(&self) -> Result<(), StoreError> {
         for t in Tree::data() {
-            let n = self.tree_raw(t).len() as u64;
+            let n = self.tree(t).len() as u64;
             self.tree_raw(Tree::Meta)
                 .insert(count_key(t), &n.to_be_bytes())
                 .map_err(|e| sled_error(&self.dir, e))?;
@@ -655,12 +831,15 @@ impl Store {
 
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.log.size_on_disk()
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if let Err(e) = self.log.save_index(self.crypt.as_deref()) {
+            tracing::error!("saving the messages index on close failed: {e}");
+        }
         if let Err(e) = self.db.flush() {
             tracing::error!("flushing the store on close failed: {e}");
         }
@@ -782,6 +961,22 @@ impl<'a> View<'a> {
     }
 
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<sled::IVec>, StoreError> {
+        if self.tree == Tree::Timeline {
+            return Ok(self
+                .store
+                .log
+                .with_index(self.store.crypt.as_deref(), |ix| ix.value(key.as_ref()))?
+                .map(sled::IVec::from));
+        }
+        if self.tree == Tree::Messages {
+            return match self.store.log_loc(self.tree, key.as_ref())? {
+                Some(loc) => {
+                    let (k, v) = self.store.log.read(loc)?;
+                    Ok(Some(self.store.open_value(self.tree, &k, v.into())?))
+                }
+                None => Ok(None),
+            };
+        }
         let k = self.store.stored_key(self.tree, key.as_ref());
         match self.raw().get(&k).map_err(|e| self.err(e))? {
             Some(v) => Ok(Some(self.store.open_value(self.tree, &k, v)?)),
@@ -790,6 +985,9 @@ impl<'a> View<'a> {
     }
 
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        if log::in_log(self.tree) {
+            return Ok(self.store.log_loc(self.tree, key.as_ref())?.is_some());
+        }
         let k = self.store.stored_key(self.tree, key.as_ref());
         self.raw().contains_key(&k).map_err(|e| self.err(e))
     }
@@ -798,6 +996,37 @@ impl<'a> View<'a> {
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> KvIter<'a> {
         let store = self.store;
         let tree = self.tree;
+        if tree == Tree::Timeline {
+            let prefix = prefix.as_ref();
+            return match store
+                .log
+                .with_index(store.crypt.as_deref(), |ix| ix.timeline_with_prefix(prefix))
+            {
+                Ok(kvs) => Box::new(
+                    kvs.into_iter()
+                        .map(|(k, v)| Ok((sled::IVec::from(k), sled::IVec::from(v)))),
+                ),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+        }
+        if tree == Tree::Messages {
+            // The log's keys in key order, each record read as it comes.
+            let prefix = prefix.as_ref();
+            let keys = match store
+                .log
+                .with_index(store.crypt.as_deref(), |ix| ix.keys_with_prefix(prefix))
+            {
+                Ok(k) => k,
+                Err(e) => return Box::new(std::iter::once(Err(e))),
+            };
+            let view = View { store, tree };
+            return Box::new(keys.into_iter().filter_map(move |k| {
+                // Removed since the keys were read: skipped.
+                view.get(&k)
+                    .transpose()
+                    .map(|v| v.map(|v| (sled::IVec::from(k), v)))
+            }));
+        }
         let raw = self.raw();
         let stored_prefix = store.stored_key(tree, prefix.as_ref());
         match &store.crypt {
@@ -839,11 +1068,20 @@ impl<'a> View<'a> {
 
     /// Stored records (not kept exact under concurrent writes; see [`Store::count`]).
     pub fn len(&self) -> usize {
+        if log::in_log(self.tree) {
+            // Not yet migrated ones too (a store from before the log).
+            return self
+                .store
+                .log
+                .with_index(self.store.crypt.as_deref(), |ix| ix.len(self.tree))
+                .unwrap_or(0)
+                + self.raw().len();
+        }
         self.raw().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.raw().is_empty()
+        self.len() == 0
     }
 }
 
@@ -889,11 +1127,18 @@ impl From<CodecError> for TxError {
     }
 }
 
+/// What a transaction wrote to the log's trees: (tree, key) -> value
+/// (`None`: removed).
+type Logged = BTreeMap<(Tree, Vec<u8>), Option<Vec<u8>>>;
+
 /// The view of every tree inside one transaction.
 pub struct Tx<'a> {
     views: &'a [TransactionalTree],
     store: &'a Store,
     deltas: [Cell<i64>; Tree::ALL.len()],
+    /// Records of the log's trees written in this transaction (`None`:
+    /// removed), for the log.
+    logged: RefCell<Logged>,
 }
 
 impl Tx<'_> {
@@ -914,6 +1159,12 @@ impl Tx<'_> {
         tree: Tree,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<sled::IVec>, TxError> {
+        if log::in_log(tree) {
+            if let Some(v) = self.logged.borrow().get(&(tree, key.as_ref().to_vec())) {
+                return Ok(v.as_deref().map(sled::IVec::from));
+            }
+            return Ok(self.store.tree(tree).get(key)?);
+        }
         let k = self.store.stored_key(tree, key.as_ref());
         match self.view(tree).get(&k)? {
             Some(v) => Ok(Some(self.store.open_value(tree, &k, v)?)),
@@ -933,6 +1184,23 @@ impl Tx<'_> {
         key: impl AsRef<[u8]>,
         bytes: Vec<u8>,
     ) -> Result<bool, TxError> {
+        if log::in_log(tree) {
+            let key = (tree, key.as_ref().to_vec());
+            let mut written = self.logged.borrow_mut();
+            let existed = match written.get(&key) {
+                Some(v) => v.is_some(),
+                None => match self.store.log_loc(tree, &key.1)? {
+                    // The same bytes again: nothing to write.
+                    Some(loc) if loc.hash == log::value_hash(&bytes) => return Ok(false),
+                    found => found.is_some(),
+                },
+            };
+            written.insert(key, Some(bytes));
+            if !existed {
+                self.bump(tree, 1);
+            }
+            return Ok(!existed);
+        }
         let k = self.store.stored_key(tree, key.as_ref());
         let bytes = self.store.seal_value(tree, &k, bytes)?;
         let new = self.view(tree).insert(k, bytes)?.is_none();
@@ -944,6 +1212,19 @@ impl Tx<'_> {
 
     /// Remove; returns true when the key existed.
     pub fn remove(&mut self, tree: Tree, key: impl AsRef<[u8]>) -> Result<bool, TxError> {
+        if log::in_log(tree) {
+            let key = (tree, key.as_ref().to_vec());
+            let mut written = self.logged.borrow_mut();
+            let existed = match written.get(&key) {
+                Some(v) => v.is_some(),
+                None => self.store.log_loc(tree, &key.1)?.is_some(),
+            };
+            written.insert(key, None);
+            if existed {
+                self.bump(tree, -1);
+            }
+            return Ok(existed);
+        }
         let k = self.store.stored_key(tree, key.as_ref());
         let existed = self.view(tree).remove(k)?.is_some();
         if existed {
@@ -955,6 +1236,24 @@ impl Tx<'_> {
     /// Abort the whole transaction with a message.
     pub fn abort<R>(&self, message: impl Into<String>) -> Result<R, TxError> {
         Err(StoreError::Aborted(message.into()).into())
+    }
+
+    /// The log records of what this transaction wrote to the log's trees.
+    fn log_batch(&self) -> Result<log::LogBatch, StoreError> {
+        let mut batch = log::LogBatch::default();
+        for ((tree, key), value) in self.logged.borrow().iter() {
+            let k = self.store.stored_key(*tree, key);
+            match value {
+                Some(v) => {
+                    let sealed = self.store.seal_value(*tree, &k, v.clone())?;
+                    batch.put(*tree, key.clone(), &k, &sealed, v);
+                }
+                // Removing what is not stored needs no record.
+                None if self.store.log_loc(*tree, key)?.is_none() => {}
+                None => batch.remove(*tree, key.clone(), &k),
+            }
+        }
+        Ok(batch)
     }
 
     fn bump(&self, tree: Tree, by: i64) {
@@ -1148,6 +1447,286 @@ mod tests {
         assert_eq!(s.tree(Tree::Memories).len(), 50);
         let all: Vec<_> = s.scan::<Note>([]).map(|r| r.unwrap().1).collect();
         assert_eq!(all[3], note("secret 3"));
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+    struct Msg {
+        text: String,
+    }
+    impl Record for Msg {
+        const TREE: Tree = Tree::Messages;
+    }
+
+    fn msg(s: &str) -> Msg {
+        Msg { text: s.into() }
+    }
+
+    fn mkey(i: u64) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[8..].copy_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    fn log_len(dir: &Path) -> u64 {
+        let s = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .unwrap();
+        s.metadata().unwrap().len()
+    }
+
+    fn bulk_of(from: u64, n: u64) -> Bulk {
+        let mut b = Bulk::new();
+        for i in from..from + n {
+            b.put_new(mkey(i), &msg(&format!("m{i}"))).unwrap();
+        }
+        b
+    }
+
+    #[test]
+    fn messages_live_in_the_log_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.write_bulk(bulk_of(0, 300), |_| Ok(())).unwrap();
+            s.write(|tx| tx.put(mkey(1000), &msg("single"))).unwrap();
+            assert!(s.tree_raw(Tree::Messages).is_empty());
+            assert_eq!(s.count(Tree::Messages).unwrap(), 301);
+            assert_eq!(s.get::<Msg>(mkey(7)).unwrap(), Some(msg("m7")));
+            // Written again with the same bytes: nothing is added.
+            let before = log_len(dir.path());
+            let new = s.write(|tx| tx.put(mkey(7), &msg("m7"))).unwrap();
+            assert!(!new);
+            assert_eq!(log_len(dir.path()), before);
+            // Changed and removed in one transaction, read back inside it.
+            s.write(|tx| {
+                tx.put(mkey(8), &msg("m8 edited"))?;
+                assert_eq!(tx.get::<Msg>(mkey(8))?, Some(msg("m8 edited")));
+                assert!(tx.remove(Tree::Messages, mkey(9))?);
+                assert_eq!(tx.get::<Msg>(mkey(9))?, None);
+                Ok(())
+            })
+            .unwrap();
+            // An aborted transaction leaves the log as it was.
+            s.write(|tx| {
+                tx.put(mkey(5000), &msg("never"))?;
+                tx.abort::<()>("no")
+            })
+            .unwrap_err();
+            assert!(s.get::<Msg>(mkey(5000)).unwrap().is_none());
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.count(Tree::Messages).unwrap(), 300);
+        assert_eq!(s.tree(Tree::Messages).len(), 300);
+        assert_eq!(s.get::<Msg>(mkey(8)).unwrap(), Some(msg("m8 edited")));
+        assert!(s.get::<Msg>(mkey(9)).unwrap().is_none());
+        let all: Vec<_> = s.scan::<Msg>([]).map(|r| r.unwrap().0).collect();
+        assert_eq!(all.len(), 300);
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "key order");
+        // Compaction drops the dead records and keeps the live ones.
+        assert!(s.dead_message_bytes().unwrap() > 0);
+        s.compact_messages().unwrap();
+        assert_eq!(s.dead_message_bytes().unwrap(), 0);
+        assert_eq!(s.get::<Msg>(mkey(8)).unwrap(), Some(msg("m8 edited")));
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tree(Tree::Messages).len(), 300);
+        assert_eq!(s.get::<Msg>(mkey(299)).unwrap(), Some(msg("m299")));
+        assert!(
+            !grep_dir(dir.path(), b"m8 edited").is_empty(),
+            "live text is kept"
+        );
+    }
+
+    fn tkey(conv: u64, at: u64, i: u64) -> Vec<u8> {
+        let mut k = b"t".to_vec();
+        k.extend_from_slice(&conv.to_be_bytes());
+        k.extend_from_slice(&at.to_be_bytes());
+        k.extend_from_slice(&mkey(i));
+        k
+    }
+
+    #[test]
+    fn the_timeline_lives_in_the_log_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let mut b = Bulk::new();
+            // Written out of order, two conversations.
+            for i in (0..50u64).rev() {
+                b.put_new_raw(
+                    Tree::Timeline,
+                    tkey(1 + i % 2, 1000 + i, i),
+                    i.to_be_bytes().to_vec(),
+                );
+            }
+            s.write_bulk(b, |_| Ok(())).unwrap();
+            s.write(|tx| {
+                tx.remove(Tree::Timeline, tkey(1, 1000, 0))?;
+                tx.put_raw(
+                    Tree::Timeline,
+                    tkey(1, 1002, 2),
+                    77u64.to_be_bytes().to_vec(),
+                )
+            })
+            .unwrap();
+            assert_eq!(
+                s.count(Tree::Messages).unwrap(),
+                0,
+                "not counted as records"
+            );
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let conv1: Vec<_> = s
+            .tree(Tree::Timeline)
+            .scan_prefix(&tkey(1, 0, 0)[..9])
+            .map(|kv| kv.unwrap())
+            .collect();
+        assert_eq!(conv1.len(), 24);
+        assert!(conv1.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(conv1[0].0.as_ref(), tkey(1, 1002, 2));
+        assert_eq!(conv1[0].1.as_ref(), 77u64.to_be_bytes());
+        assert_eq!(s.tree(Tree::Timeline).len(), 49);
+        assert!(s.tree_raw(Tree::Index).is_empty());
+        assert_eq!(
+            s.tree(Tree::Timeline)
+                .get(tkey(2, 1001, 1))
+                .unwrap()
+                .unwrap(),
+            1u64.to_be_bytes()
+        );
+        s.compact_messages().unwrap();
+        assert_eq!(s.tree(Tree::Timeline).len(), 49);
+    }
+
+    fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+        let mut hits = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                hits.extend(grep_dir(&p, needle));
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(p);
+            }
+        }
+        hits
+    }
+
+    #[test]
+    fn removed_messages_leave_the_disk_when_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.write(|tx| tx.put(mkey(1), &msg("zanzibar secret")))
+            .unwrap();
+        s.write(|tx| tx.put(mkey(2), &msg("kept"))).unwrap();
+        s.write(|tx| tx.remove(Tree::Messages, mkey(1))).unwrap();
+        s.compact_messages().unwrap();
+        assert!(grep_dir(dir.path(), b"zanzibar").is_empty());
+        assert_eq!(s.get::<Msg>(mkey(2)).unwrap(), Some(msg("kept")));
+    }
+
+    #[test]
+    fn an_uncommitted_append_is_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.write_bulk(bulk_of(0, 10), |_| Ok(())).unwrap();
+            // Killed after appending, before the transaction committed.
+            let mut b = log::LogBatch::default();
+            b.put(Tree::Messages, mkey(99).to_vec(), &mkey(99), b"x", b"x");
+            let _turn = s.log.lock_writer();
+            s.log.append(&[&b]).unwrap();
+        }
+        let committed = log_len(dir.path());
+        let s = Store::open(dir.path()).unwrap();
+        assert!(log_len(dir.path()) < committed);
+        assert!(s.get::<Msg>(mkey(99)).unwrap().is_none());
+        assert_eq!(s.tree(Tree::Messages).len(), 10);
+        // And the next write goes where the cut-off one was.
+        s.write_bulk(bulk_of(10, 5), |_| Ok(())).unwrap();
+        assert_eq!(s.get::<Msg>(mkey(12)).unwrap(), Some(msg("m12")));
+    }
+
+    #[test]
+    fn a_stale_or_torn_index_is_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("messages.idx");
+        drop({
+            let s = Store::open(dir.path()).unwrap();
+            s.write_bulk(bulk_of(0, 100), |_| Ok(())).unwrap();
+            s
+        });
+        let old_index = std::fs::read(&idx).unwrap();
+        drop({
+            let s = Store::open(dir.path()).unwrap();
+            s.write_bulk(bulk_of(100, 50), |_| Ok(())).unwrap();
+            s.write(|tx| tx.remove(Tree::Messages, mkey(3))).unwrap();
+            s
+        });
+        // An index from before the last writes (twin killed before saving it):
+        // brought up to date from the log.
+        std::fs::write(&idx, &old_index).unwrap();
+        drop({
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.tree(Tree::Messages).len(), 149);
+            assert_eq!(s.get::<Msg>(mkey(120)).unwrap(), Some(msg("m120")));
+            assert!(s.get::<Msg>(mkey(3)).unwrap().is_none());
+            s
+        });
+        // A torn one: rebuilt from the whole log.
+        let mut torn = std::fs::read(&idx).unwrap();
+        torn.truncate(torn.len() / 2);
+        std::fs::write(&idx, &torn).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.tree(Tree::Messages).len(), 149);
+        assert_eq!(s.get::<Msg>(mkey(149)).unwrap(), Some(msg("m149")));
+        // A flipped byte fails the checksum the same way.
+        drop(s);
+        let mut bad = std::fs::read(&idx).unwrap();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        std::fs::write(&idx, &bad).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.get::<Msg>(mkey(42)).unwrap(), Some(msg("m42")));
+    }
+
+    #[test]
+    fn the_log_is_sealed_in_an_encrypted_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new("log pass").unwrap();
+        let mut key = [0u8; 16];
+        key[..9].copy_from_slice(b"marmalade");
+        {
+            let s = convert::init_encrypted(
+                dir.path(),
+                &pass,
+                KdfParams {
+                    memory_kib: 64,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+            )
+            .unwrap();
+            let mut b = Bulk::new();
+            b.put_new(key, &msg("quokka secret")).unwrap();
+            s.write_bulk(b, |_| Ok(())).unwrap();
+            s.write(|tx| tx.put(mkey(2), &msg("wombat secret")))
+                .unwrap();
+        }
+        for needle in [&b"quokka"[..], b"wombat", b"marmalade"] {
+            assert!(grep_dir(dir.path(), needle).is_empty());
+        }
+        // Without its saved index too: rebuilt with the key.
+        std::fs::remove_file(dir.path().join("messages.idx")).unwrap();
+        let s = Store::open_with(dir.path(), Some(&pass)).unwrap();
+        assert_eq!(s.get::<Msg>(key).unwrap(), Some(msg("quokka secret")));
+        let all: Vec<_> = s.scan::<Msg>([]).map(|r| r.unwrap().1).collect();
+        assert_eq!(all.len(), 2);
     }
 
     #[test]

@@ -1,0 +1,744 @@
+//! The messages log: where the `messages` and `timeline` trees live instead
+//! of sled.
+//!
+//! An import adds messages by the million; one B-tree insert per message and
+//! per timeline key (leaf splits, node copies, allocations) was most of its
+//! cost. Their records are in an append-only file instead, in import order,
+//! found through in-memory indexes (message key -> position; the timeline,
+//! small values, kept in key order with its values):
+//!
+//! - The file is `messages-<generation>.log` in the store's folder: records
+//!   `[u32 body length][u8 op][u8 tree][u32 key length][key][value]` (op 1
+//!   puts a value, op 0 removes the key), with the key and value as the store
+//!   keeps them (hidden and sealed when the store is encrypted).
+//! - The log's committed length and generation live in sled's `meta` tree and
+//!   move in the same transaction as the rest of a write ([`super::Store`]):
+//!   bytes past the committed length are a write that never committed (twin
+//!   was killed), cut off when the store opens.
+//! - The index is kept in `messages.idx` on close (sealed when the store is),
+//!   with the generation and log length it covers and a checksum: a stale
+//!   index is brought up to date from the log, a torn or foreign one is
+//!   rebuilt from the whole log, never trusted blindly.
+//! - Rewriting a message with the same bytes adds nothing (the index keeps a
+//!   hash of each value); removed and replaced records are dead space until
+//!   [`MessageLog::compact`] writes the live ones to the next generation and
+//!   wipes the old file (`twin forget` does, so forgotten text leaves the disk).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::hash::BuildHasherDefault;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::crypt::Crypt;
+use super::{StoreError, Tree};
+
+/// `meta` keys: the committed length and the generation of the log.
+pub(crate) const END_KEY: &[u8] = b"log/end";
+pub(crate) const GEN_KEY: &[u8] = b"log/gen";
+const INDEX_FILE: &str = "messages.idx";
+const INDEX_MAGIC: &[u8; 8] = b"twinidx1";
+const OP_PUT: u8 = 1;
+const OP_REMOVE: u8 = 0;
+/// Record header: body length, op, tree, key length.
+const HEAD: usize = 4 + 1 + 1 + 4;
+
+/// The trees kept in the log.
+pub(crate) fn in_log(tree: Tree) -> bool {
+    matches!(tree, Tree::Messages | Tree::Timeline)
+}
+
+fn tree_of(b: u8) -> Option<Tree> {
+    Tree::ALL.into_iter().find(|t| *t as u8 == b && in_log(*t))
+}
+
+pub(crate) fn log_name(generation: u64) -> String {
+    format!("messages-{generation:016x}.log")
+}
+
+/// Where a live record is: its offset in the log (header included), its
+/// length, and a hash of its value as the store reads it (opened).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Loc {
+    pub off: u64,
+    pub len: u32,
+    pub hash: u64,
+}
+
+/// Message keys are 16-byte content hashes: hashing them again is wasted work.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(a)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A timeline entry: where its record is, and its (opened) value.
+type TimelineEntry = (Loc, Box<[u8]>);
+
+/// A live record while compacting: tree, key, where, timeline value.
+type Live = (Tree, Vec<u8>, Loc, Option<Vec<u8>>);
+
+/// Key (as the store's callers know it, not hidden) -> live record.
+#[derive(Default)]
+pub(crate) struct Index {
+    /// `messages`: 16-byte content hashes, and any other key.
+    fixed: HashMap<[u8; 16], Loc, BuildHasherDefault<KeyHasher>>,
+    other: BTreeMap<Vec<u8>, Loc>,
+    /// `timeline`, in key order, with each (opened) value.
+    timeline: BTreeMap<Box<[u8]>, TimelineEntry>,
+    /// Bytes of records that are no longer live.
+    dead: u64,
+}
+
+impl Index {
+    pub fn get(&self, tree: Tree, key: &[u8]) -> Option<Loc> {
+        if tree == Tree::Timeline {
+            return self.timeline.get(key).map(|(l, _)| *l);
+        }
+        match <[u8; 16]>::try_from(key) {
+            Ok(k) => self.fixed.get(&k).copied(),
+            Err(_) => self.other.get(key).copied(),
+        }
+    }
+
+    /// A timeline value.
+    pub fn value(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.timeline.get(key).map(|(_, v)| v.to_vec())
+    }
+
+    /// `value` is kept for the timeline only.
+    fn insert(&mut self, tree: Tree, key: &[u8], loc: Loc, value: Option<&[u8]>) {
+        let old = if tree == Tree::Timeline {
+            let v: Box<[u8]> = value.unwrap_or_default().into();
+            self.timeline.insert(key.into(), (loc, v)).map(|(l, _)| l)
+        } else {
+            match <[u8; 16]>::try_from(key) {
+                Ok(k) => self.fixed.insert(k, loc),
+                Err(_) => self.other.insert(key.to_vec(), loc),
+            }
+        };
+        if let Some(old) = old {
+            self.dead += old.len as u64;
+        }
+    }
+
+    fn remove(&mut self, tree: Tree, key: &[u8], tombstone: u64) {
+        let old = if tree == Tree::Timeline {
+            self.timeline.remove(key).map(|(l, _)| l)
+        } else {
+            match <[u8; 16]>::try_from(key) {
+                Ok(k) => self.fixed.remove(&k),
+                Err(_) => self.other.remove(key),
+            }
+        };
+        self.dead += tombstone + old.map_or(0, |l| l.len as u64);
+    }
+
+    pub fn len(&self, tree: Tree) -> usize {
+        if tree == Tree::Timeline {
+            return self.timeline.len();
+        }
+        self.fixed.len() + self.other.len()
+    }
+
+    /// Message keys starting with `prefix`, sorted.
+    pub fn keys_with_prefix(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .fixed
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .map(|k| k.to_vec())
+            .chain(self.other.keys().filter(|k| k.starts_with(prefix)).cloned())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Timeline keys and values starting with `prefix`, in key order.
+    pub fn timeline_with_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.timeline
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, (_, v))| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    /// Every live record: (tree, key, where, timeline value).
+    fn entries(&self) -> impl Iterator<Item = (Tree, &[u8], &Loc, Option<&[u8]>)> {
+        self.fixed
+            .iter()
+            .map(|(k, l)| (Tree::Messages, k.as_slice(), l, None))
+            .chain(
+                self.other
+                    .iter()
+                    .map(|(k, l)| (Tree::Messages, k.as_slice(), l, None)),
+            )
+            .chain(
+                self.timeline
+                    .iter()
+                    .map(|(k, (l, v))| (Tree::Timeline, k.as_ref(), l, Some(v.as_ref()))),
+            )
+    }
+}
+
+/// One record of a [`LogBatch`]: tree, key, offset in the batch, record
+/// length, and for a put the value's hash and (timeline) the opened value.
+type BatchEntry = (Tree, Vec<u8>, u64, u32, Option<(u64, Option<Vec<u8>>)>);
+
+/// Records to append, built before the write that commits them.
+#[derive(Default, Clone)]
+pub(crate) struct LogBatch {
+    buf: Vec<u8>,
+    entries: Vec<BatchEntry>,
+}
+
+impl LogBatch {
+    /// `key` and `plain` (the value) as callers know them; `stored_key` and
+    /// `stored_value` as written.
+    pub fn put(
+        &mut self,
+        tree: Tree,
+        key: Vec<u8>,
+        stored_key: &[u8],
+        stored_value: &[u8],
+        plain: &[u8],
+    ) {
+        let off = self.buf.len() as u64;
+        let len = self.record(OP_PUT, tree, stored_key, stored_value);
+        let kept = (tree == Tree::Timeline).then(|| plain.to_vec());
+        self.entries
+            .push((tree, key, off, len, Some((value_hash(plain), kept))));
+    }
+
+    pub fn remove(&mut self, tree: Tree, key: Vec<u8>, stored_key: &[u8]) {
+        let off = self.buf.len() as u64;
+        let len = self.record(OP_REMOVE, tree, stored_key, &[]);
+        self.entries.push((tree, key, off, len, None));
+    }
+
+    fn record(&mut self, op: u8, tree: Tree, key: &[u8], value: &[u8]) -> u32 {
+        let body = 1 + 1 + 4 + key.len() + value.len();
+        self.buf.extend_from_slice(&(body as u32).to_le_bytes());
+        self.buf.push(op);
+        self.buf.push(tree as u8);
+        self.buf
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        (4 + body) as u32
+    }
+
+    /// Room for `records` records of `bytes` key and value bytes in all.
+    pub fn reserve(&mut self, bytes: usize, records: usize) {
+        self.buf.reserve(bytes + records * HEAD);
+        self.entries.reserve(records);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.buf.len() as u64
+    }
+}
+
+/// The hash the index keeps of a value as the store reads it.
+pub(crate) fn value_hash(plain: &[u8]) -> u64 {
+    xxh3_64(plain)
+}
+
+struct State {
+    file: File,
+    generation: u64,
+    /// Committed length.
+    end: u64,
+    /// Loaded on first use (it may need the store's key).
+    index: Option<Index>,
+    /// Changed since it was loaded or saved.
+    dirty: bool,
+}
+
+/// The open log of one store.
+pub(crate) struct MessageLog {
+    dir: PathBuf,
+    state: RwLock<State>,
+    /// Held by a write from before it appends until its index update: one
+    /// writer at a time, so appends never overlap.
+    writer: Mutex<()>,
+}
+
+fn corrupt(dir: &Path, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+fn open_file(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Overwrite a file with zeros and remove it (what `twin forget` and an
+/// encryption leave behind must not be readable from the old file).
+fn wipe(path: &Path) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let len = f.metadata()?.len();
+    let zeros = vec![0u8; 1 << 16];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    f.sync_all()?;
+    std::fs::remove_file(path)
+}
+
+impl MessageLog {
+    /// Open the log of the store in `dir` at its committed `generation` and
+    /// length: what lies past `end` never committed and is cut off; files of
+    /// other generations (an interrupted compaction) are wiped.
+    pub fn open(dir: &Path, generation: u64, end: u64) -> Result<MessageLog, StoreError> {
+        let path = dir.join(log_name(generation));
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = open_file(&path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < end {
+            return Err(corrupt(
+                dir,
+                format!(
+                    "{} is shorter ({len} bytes) than the store says ({end})",
+                    path.display()
+                ),
+            ));
+        }
+        if len > end {
+            tracing::info!(
+                "cutting {} uncommitted bytes off {}",
+                len - end,
+                path.display()
+            );
+            file.set_len(end).map_err(io)?;
+        }
+        let current = log_name(generation);
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("messages-") && name.ends_with(".log") && name != current {
+                    let p = e.path();
+                    wipe(&p).map_err(|source| StoreError::Io { path: p, source })?;
+                }
+            }
+        }
+        Ok(MessageLog {
+            dir: dir.to_path_buf(),
+            state: RwLock::new(State {
+                file,
+                generation,
+                end,
+                index: None,
+                dirty: false,
+            }),
+            writer: Mutex::new(()),
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.read_state().generation
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer's turn: hold it across append, commit and [`Self::publish`].
+    pub fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `f` on the index, loading it first if needed.
+    pub fn with_index<R>(
+        &self,
+        crypt: Option<&Crypt>,
+        f: impl FnOnce(&Index) -> R,
+    ) -> Result<R, StoreError> {
+        {
+            let st = self.read_state();
+            if let Some(ix) = &st.index {
+                return Ok(f(ix));
+            }
+        }
+        let mut st = self.write_state();
+        if st.index.is_none() {
+            let ix = self.load_index(&st, crypt)?;
+            st.index = Some(ix);
+        }
+        Ok(f(st.index.as_ref().expect("just loaded")))
+    }
+
+    /// The index from `messages.idx` when it matches this log (brought up to
+    /// date from the records after it), else rebuilt from the whole log.
+    fn load_index(&self, st: &State, crypt: Option<&Crypt>) -> Result<Index, StoreError> {
+        let (mut ix, from) = match self.read_index_file(st, crypt) {
+            Some((ix, covered)) if covered <= st.end => (ix, covered),
+            _ => (Index::default(), 0),
+        };
+        self.replay(st, crypt, &mut ix, from)?;
+        Ok(ix)
+    }
+
+    fn read_index_file(&self, st: &State, crypt: Option<&Crypt>) -> Option<(Index, u64)> {
+        let bytes = std::fs::read(self.dir.join(INDEX_FILE)).ok()?;
+        let bytes = match crypt {
+            Some(c) => {
+                let body = bytes.strip_prefix(super::crypt::FILE_MAGIC.as_slice())?;
+                c.open(super::crypt::FILE_MAGIC, body, INDEX_FILE).ok()?
+            }
+            None => bytes,
+        };
+        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+        if xxh3_64(body).to_le_bytes() != sum {
+            tracing::warn!("{INDEX_FILE} is damaged: rebuilding it from the log");
+            return None;
+        }
+        let mut r = body.strip_prefix(INDEX_MAGIC.as_slice())?;
+        let u64_ = |r: &mut &[u8]| -> Option<u64> {
+            let (a, b) = r.split_at_checked(8)?;
+            *r = b;
+            Some(u64::from_le_bytes(a.try_into().ok()?))
+        };
+        let generation = u64_(&mut r)?;
+        let covered = u64_(&mut r)?;
+        let dead = u64_(&mut r)?;
+        let n = u64_(&mut r)?;
+        if generation != st.generation {
+            return None;
+        }
+        let mut ix = Index {
+            dead,
+            ..Index::default()
+        };
+        ix.fixed.reserve(n as usize);
+        for _ in 0..n {
+            let tree = tree_of(*r.first()?)?;
+            r = &r[1..];
+            let klen = u64_(&mut r)? as usize;
+            let (key, rest) = r.split_at_checked(klen)?;
+            r = rest;
+            let off = u64_(&mut r)?;
+            let len = u64_(&mut r)? as u32;
+            let hash = u64_(&mut r)?;
+            let value = if tree == Tree::Timeline {
+                let vlen = u64_(&mut r)? as usize;
+                let (v, rest) = r.split_at_checked(vlen)?;
+                r = rest;
+                Some(v)
+            } else {
+                None
+            };
+            ix.insert(tree, key, Loc { off, len, hash }, value);
+        }
+        Some((ix, covered))
+    }
+
+    /// Apply the records from `from` to the committed end to `ix`.
+    fn replay(
+        &self,
+        st: &State,
+        crypt: Option<&Crypt>,
+        ix: &mut Index,
+        from: u64,
+    ) -> Result<(), StoreError> {
+        let path = self.dir.join(log_name(st.generation));
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::io::BufReader::with_capacity(1 << 20, st.file.try_clone().map_err(io)?);
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from)).map_err(io)?;
+        let mut at = from;
+        let mut rec = Vec::new();
+        while at < st.end {
+            let mut head = [0u8; HEAD];
+            f.read_exact(&mut head).map_err(io)?;
+            let body = u32::from_le_bytes(head[..4].try_into().unwrap_or_default()) as usize;
+            let op = head[4];
+            let tree = tree_of(head[5]);
+            let klen = u32::from_le_bytes(head[6..10].try_into().unwrap_or_default()) as usize;
+            let Some(tree) = tree.filter(|_| {
+                body >= HEAD - 4 + klen && at + 4 + body as u64 <= st.end && op <= OP_PUT
+            }) else {
+                return Err(corrupt(
+                    &self.dir,
+                    format!("bad record at byte {at} of {}", path.display()),
+                ));
+            };
+            rec.resize(body - (HEAD - 4), 0);
+            f.read_exact(&mut rec).map_err(io)?;
+            let (stored_key, value) = rec.split_at(klen);
+            let key = match crypt {
+                Some(c) => c.reveal_key(stored_key),
+                None => stored_key.to_vec(),
+            };
+            let len = (4 + body) as u32;
+            if op == OP_PUT {
+                let opened;
+                let plain = match crypt {
+                    Some(c) => {
+                        opened = c.open(&super::context(tree, stored_key), value, tree.name())?;
+                        &opened[..]
+                    }
+                    None => value,
+                };
+                let loc = Loc {
+                    off: at,
+                    len,
+                    hash: value_hash(plain),
+                };
+                ix.insert(tree, &key, loc, Some(plain));
+            } else {
+                ix.remove(tree, &key, len as u64);
+            }
+            at += len as u64;
+        }
+        Ok(())
+    }
+
+    /// Read the record at `loc`: (stored key, stored value).
+    pub fn read(&self, loc: Loc) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+        let st = self.read_state();
+        let mut rec = vec![0u8; loc.len as usize];
+        st.file
+            .read_exact_at(&mut rec, loc.off)
+            .map_err(|source| StoreError::Io {
+                path: self.dir.join(log_name(st.generation)),
+                source,
+            })?;
+        let klen = rec
+            .get(6..HEAD)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+            .filter(|k| HEAD + k <= rec.len())
+            .ok_or_else(|| corrupt(&self.dir, format!("bad record at byte {}", loc.off)))?;
+        let value = rec.split_off(HEAD + klen);
+        rec.drain(..HEAD);
+        Ok((rec, value))
+    }
+
+    /// Write `batches` after the committed end and make them durable; returns
+    /// the length the log will have once the write commits. Nothing is
+    /// visible until [`Self::publish`]. Call with the writer's turn held.
+    pub fn append(&self, batches: &[&LogBatch]) -> std::io::Result<u64> {
+        let st = self.read_state();
+        let mut at = st.end;
+        for b in batches {
+            st.file.write_all_at(&b.buf, at)?;
+            at += b.bytes();
+        }
+        if at != st.end {
+            st.file.sync_data()?;
+        }
+        Ok(at)
+    }
+
+    /// After the write that set the log's committed length to `end` (as
+    /// [`Self::append`] said) has committed: the index takes its records.
+    pub fn publish(
+        &self,
+        crypt: Option<&Crypt>,
+        batches: &[&LogBatch],
+        end: u64,
+    ) -> Result<(), StoreError> {
+        self.with_index(crypt, |_| ())?;
+        let mut st = self.write_state();
+        let mut at = st.end;
+        let ix = st.index.as_mut().expect("loaded above");
+        for b in batches {
+            for (tree, key, off, len, put) in &b.entries {
+                match put {
+                    Some((hash, value)) => ix.insert(
+                        *tree,
+                        key,
+                        Loc {
+                            off: at + off,
+                            len: *len,
+                            hash: *hash,
+                        },
+                        value.as_deref(),
+                    ),
+                    None => ix.remove(*tree, key, *len as u64),
+                }
+            }
+            at += b.bytes();
+        }
+        debug_assert_eq!(at, end);
+        st.end = end;
+        st.dirty = true;
+        Ok(())
+    }
+
+    /// Save the index beside the log (sealed when `crypt` is given), if it
+    /// changed since it was loaded.
+    pub fn save_index(&self, crypt: Option<&Crypt>) -> Result<(), StoreError> {
+        let mut st = self.write_state();
+        if !st.dirty {
+            return Ok(());
+        }
+        let Some(ix) = &st.index else {
+            return Ok(());
+        };
+        let n = ix.len(Tree::Messages) + ix.len(Tree::Timeline);
+        // Sized once: a million entries are tens of MB, and regrowing them
+        // was a tenth of an import's CPU.
+        let size: usize = ix
+            .entries()
+            .map(|(_, k, _, v)| 1 + 8 + k.len() + 24 + v.map_or(0, |v| 8 + v.len()))
+            .sum();
+        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 32 + size + 8);
+        out.extend_from_slice(INDEX_MAGIC);
+        for v in [st.generation, st.end, ix.dead, n as u64] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (tree, k, l, value) in ix.entries() {
+            out.push(tree as u8);
+            out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+            out.extend_from_slice(k);
+            for v in [l.off, l.len as u64, l.hash] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            if let Some(v) = value {
+                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+        let sum = xxh3_64(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        let out = match crypt {
+            Some(c) => {
+                let mut sealed = super::crypt::FILE_MAGIC.to_vec();
+                sealed.extend(c.seal(super::crypt::FILE_MAGIC, &out)?);
+                sealed
+            }
+            None => out,
+        };
+        let path = self.dir.join(INDEX_FILE);
+        let tmp = self.dir.join(format!(".{INDEX_FILE}.tmp"));
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        crate::paths::write_private(&tmp, &out).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        st.dirty = false;
+        Ok(())
+    }
+
+    /// The log's committed length plus its saved index.
+    pub fn size_on_disk(&self) -> u64 {
+        let index = std::fs::metadata(self.dir.join(INDEX_FILE)).map_or(0, |m| m.len());
+        self.read_state().end + index
+    }
+
+    /// Bytes of records that are no longer live.
+    pub fn dead_bytes(&self, crypt: Option<&Crypt>) -> Result<u64, StoreError> {
+        self.with_index(crypt, |ix| ix.dead)
+    }
+
+    /// Write the live records to the next generation's file (in log order).
+    /// `commit` records the new generation and length in the store (durably);
+    /// then the new file is used and the old one wiped. Call with the
+    /// writer's turn held. Returns the new (generation, length).
+    pub fn compact(
+        &self,
+        crypt: Option<&Crypt>,
+        commit: impl FnOnce(u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(u64, u64), StoreError> {
+        self.with_index(crypt, |_| ())?;
+        let (generation, path, mut live) = {
+            let st = self.read_state();
+            let ix = st.index.as_ref().expect("loaded above");
+            let live: Vec<Live> = ix
+                .entries()
+                .map(|(t, k, l, v)| (t, k.to_vec(), *l, v.map(<[u8]>::to_vec)))
+                .collect();
+            (
+                st.generation + 1,
+                self.dir.join(log_name(st.generation + 1)),
+                live,
+            )
+        };
+        live.sort_unstable_by_key(|(_, _, l, _)| l.off);
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = open_file(&path).map_err(io)?;
+        file.set_len(0).map_err(io)?;
+        let mut ix = Index::default();
+        let mut at = 0u64;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, &file);
+            let st = self.read_state();
+            let mut rec = Vec::new();
+            for (tree, k, l, value) in &live {
+                rec.resize(l.len as usize, 0);
+                st.file
+                    .read_exact_at(&mut rec, l.off)
+                    .map_err(|source| StoreError::Io {
+                        path: self.dir.join(log_name(st.generation)),
+                        source,
+                    })?;
+                w.write_all(&rec).map_err(io)?;
+                ix.insert(*tree, k, Loc { off: at, ..*l }, value.as_deref());
+                at += l.len as u64;
+            }
+            w.flush().map_err(io)?;
+        }
+        file.sync_all().map_err(io)?;
+        commit(generation, at)?;
+        let old = {
+            let mut st = self.write_state();
+            let old = self.dir.join(log_name(st.generation));
+            st.file = file;
+            st.generation = generation;
+            st.end = at;
+            st.index = Some(ix);
+            st.dirty = true;
+            old
+        };
+        wipe(&old).map_err(|source| StoreError::Io { path: old, source })?;
+        self.save_index(crypt)?;
+        Ok((generation, at))
+    }
+}
