@@ -8,6 +8,7 @@
 pub mod adapter;
 pub mod dataset;
 pub mod eval;
+pub mod kernels;
 pub mod lora;
 pub mod model;
 pub mod optim;
