@@ -115,6 +115,78 @@ fn every_lora_tensor_gets_a_gradient() {
     }
 }
 
+/// twin's training kernels (`Model::use_reference_ops(false)`, the default)
+/// against candle's plain ops: the same loss curve for a fixed seed and the same
+/// LoRA gradients afterwards, for every architecture. Tolerance: 1e-4 relative
+/// (f32 sums taken in another order differ in the last bits, and AdamW
+/// carries that over a few steps).
+#[test]
+fn twin_kernels_train_like_candle_plain_ops() {
+    let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(b.abs()).max(1e-6);
+    for arch in TinyArch::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut model) = tiny_of(dir.path(), arch);
+        let cfg = config(4);
+        let data = examples();
+        let refs: Vec<&Example> = data.iter().collect();
+        let mut runs = Vec::new();
+        for reference in [true, false] {
+            model.use_reference_ops(reference);
+            let lora = Lora::new(&model, &cfg.lora, 7).unwrap();
+            let d = dir.path().join(format!("run-{reference}"));
+            let out = trainer::train(&model, &lora, &data, &[], &cfg, "h", &d, false, |_| {
+                Control::Continue
+            })
+            .unwrap();
+            let (loss, _) = trainer::loss_of(&model, Some(&lora), &refs).unwrap();
+            let store = loss.backward().unwrap();
+            let grads: Vec<Vec<f32>> = lora
+                .vars()
+                .iter()
+                .map(|v| {
+                    store
+                        .get(v.as_tensor())
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                })
+                .collect();
+            runs.push((out.curve, grads));
+        }
+        let ((plain, plain_g), (ours, ours_g)) = (&runs[0], &runs[1]);
+        for (a, b) in plain.iter().zip(ours) {
+            let what = format!("{} step {}", arch.name(), a.step);
+            assert!(
+                rel(a.loss, b.loss) < 1e-4,
+                "{what}: loss {} vs {}",
+                a.loss,
+                b.loss
+            );
+            assert!(
+                rel(a.grad_norm, b.grad_norm) < 1e-4,
+                "{what}: grad norm {} vs {}",
+                a.grad_norm,
+                b.grad_norm
+            );
+        }
+        for ((name, a), b) in lora_names(&model, &cfg).iter().zip(plain_g).zip(ours_g) {
+            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+            let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                diff / scale < 1e-4,
+                "{} {name}: gradients differ by {diff} (largest {scale})",
+                arch.name()
+            );
+        }
+    }
+}
+
+fn lora_names(model: &Model, cfg: &RunConfig) -> Vec<String> {
+    Lora::new(model, &cfg.lora, 0).unwrap().names()
+}
+
 #[test]
 fn loss_falls_on_a_memorisation_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +341,10 @@ fn exported_adapter_matches(arch: TinyArch) {
     eprintln!(
         "{name}: adapter vs merged {d_merged:.2e}, vs ours {d_ours:.2e}, vs plain base {d_plain:.2e}"
     );
-    assert!(d_merged < 1e-4, "{name}: {d_merged}");
+    // Both llama.cpp's: how close depends on the trained values (ggml's f32
+    // order): measured 1.9e-6 to 1.0e-4 over the four architectures and two
+    // runs whose adapters differ in the last bits.
+    assert!(d_merged < 2e-4, "{name}: {d_merged}");
     // Ours computes the delta as (x A^T) B^T in f32, ggml as B (A x) with its
     // own kernels: measured 4.9e-4 (llama) after six large steps.
     assert!(d_ours < 1e-3, "{name}: {d_ours}");

@@ -8,6 +8,7 @@
 pub mod adapter;
 pub mod dataset;
 pub mod eval;
+pub mod kernels;
 pub mod lora;
 pub mod model;
 pub mod optim;
@@ -39,6 +40,35 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, why: String },
     #[error("training failed: {0}")]
     Tensor(#[from] candle_core::Error),
+}
+
+/// Thread settings for candle's CPU backend, each only where the user has not
+/// set it. To be called first thing in `main`, before any thread exists.
+///
+/// - `CANDLE_NUM_THREADS=1`: candle 0.11 runs its elementwise ops on a pool of
+///   its own (`CANDLE_NUM_THREADS - 1` workers that spin up to 25,000 times
+///   after each op, and a caller that spins until they finish), beside rayon's
+///   pool for the matmuls. A training step is thousands of small elementwise
+///   ops between matmuls, so the spinning workers took the cores the matmul
+///   threads needed: on a 2-core machine 64 % of a step's CPU samples were
+///   spin-waits, and a step cost 2.8x the CPU time it does with the elementwise
+///   ops on the calling thread. The matmuls keep every core (rayon's pool).
+/// - `RAYON_NUM_THREADS`: the count candle picks for its matmuls (physical
+///   cores), fixed once. Unset, candle recounts the cores by reading
+///   `/proc/cpuinfo` on every matmul (3 % of a training step's CPU time).
+///
+/// # Safety
+/// It writes the environment: no other thread may be running.
+pub unsafe fn configure_cpu_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees no other thread runs.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = candle_core::utils::get_num_threads();
+        // SAFETY: as above.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
 }
 
 /// The compute device: the first CUDA GPU in a `cuda` build, else the CPU.

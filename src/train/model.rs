@@ -4,8 +4,10 @@
 //! dequantized to f32 (on CPU; the CUDA build keeps them on the GPU). The pass is
 //! built only from ops that pass gradients: candle's fused `rms_norm`,
 //! `softmax_last_dim`, `rope` and quantized matmul pass none (see
-//! `../shared/notes/lora-training-facts.md`), so norms, softmax and rope are
-//! composed by hand and attention is a plain masked matmul.
+//! `../shared/notes/lora-training-facts.md`): attention is a plain matmul, and
+//! the frozen projections, RMS norms, rope, the attention softmax and the loss
+//! go through twin's own kernels with a hand-written backward
+//! (`super::kernels`, held to candle's plain ops by the tests).
 //!
 //! One decoder serves every supported architecture, with switches where they
 //! differ from llama (each as llama.cpp's graph for it does, `src/models/*.cpp`):
@@ -154,6 +156,8 @@ pub struct Model {
     layers: Vec<Layer>,
     /// `[context, head_dim / 2]` for global layers, then for sliding-window ones.
     rope: [(Tensor, Tensor); 2],
+    /// Candle's plain ops instead of twin's training kernels (see [`Model::use_reference_ops`]).
+    reference_ops: bool,
 }
 
 impl Model {
@@ -374,7 +378,41 @@ impl Model {
             output_bias,
             layers,
             rope: [global, local],
+            reference_ops: false,
         })
+    }
+
+    /// With `on`, the pass uses candle's plain ops where twin has its own
+    /// training kernels (`super::kernels`: the frozen-weight matmul, RMS norm, rope, the
+    /// attention softmax, the cross-entropy, the output layer only where the
+    /// loss is taken): slower,
+    /// and there so tests can check that both give the same loss and LoRA
+    /// gradients.
+    pub fn use_reference_ops(&mut self, on: bool) {
+        self.reference_ops = on;
+    }
+
+    /// Whether [`Model::use_reference_ops`] is on.
+    pub fn reference_ops(&self) -> bool {
+        self.reference_ops
+    }
+
+    /// RMS norm over the last dimension, times the frozen `w`.
+    fn norm(&self, x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
+        if self.reference_ops {
+            super::kernels::rms_norm_reference(x, w, eps)
+        } else {
+            super::kernels::rms_norm(x, w, eps)
+        }
+    }
+
+    /// `x` `[n, in]` times the transpose of the frozen weight `w` `[out, in]`.
+    fn linear(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        if self.reference_ops {
+            x.matmul(&w.t()?)
+        } else {
+            super::kernels::linear(x, w)
+        }
     }
 
     /// The shape `[out, in]` of each adaptable projection, by llama.cpp name.
@@ -399,15 +437,39 @@ impl Model {
         let (b, t) = tokens.dims2()?;
         let c = &self.config;
         let hidden = self.hidden(tokens, lora)?;
-        let x = rms_norm(&hidden, &self.output_norm, c.rms_eps)?;
-        let mut logits = x.reshape((b * t, c.n_embd))?.matmul(&self.output.t()?)?;
+        self.head(&hidden.reshape((b * t, c.n_embd))?)?
+            .reshape((b, t, c.vocab))
+    }
+
+    /// Logits `[rows, vocab]` at some positions only: `rows` (u32) index the
+    /// `batch * seq` positions of `tokens` row-major. Training takes its loss
+    /// on the twin's own tokens alone, and the output layer (`[vocab, n_embd]`,
+    /// the largest matmul of a small model) is then paid only there.
+    pub fn logits_at(
+        &self,
+        tokens: &Tensor,
+        lora: Option<&Lora>,
+        rows: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t) = tokens.dims2()?;
+        let hidden = self
+            .hidden(tokens, lora)?
+            .reshape((b * t, self.config.n_embd))?;
+        self.head(&hidden.index_select(rows, 0)?)
+    }
+
+    /// The final norm and output layer on hidden states `[n, n_embd]`: `[n, vocab]`.
+    fn head(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
+        let c = &self.config;
+        let x = self.norm(hidden, &self.output_norm, c.rms_eps)?;
+        let mut logits = self.linear(&x, &self.output)?;
         if let Some(bias) = &self.output_bias {
             logits = logits.broadcast_add(bias)?;
         }
         if let Some(cap) = c.logit_softcap {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }
-        logits.reshape((b, t, c.vocab))
+        Ok(logits)
     }
 
     fn hidden(&self, tokens: &Tensor, lora: Option<&Lora>) -> candle_core::Result<Tensor> {
@@ -426,10 +488,6 @@ impl Model {
         if c.embd_scale != 1.0 {
             x = (x * c.embd_scale)?;
         }
-        let masks = [
-            mask(t, None, &self.device)?,
-            mask(t, c.sliding_window, &self.device)?,
-        ];
         let mut ropes = Vec::with_capacity(2);
         for (cos, sin) in &self.rope {
             ropes.push((cos.narrow(0, 0, t)?, sin.narrow(0, 0, t)?));
@@ -438,7 +496,7 @@ impl Model {
             let proj = |i: usize, x: &Tensor| -> candle_core::Result<Tensor> {
                 let (n, d_in) = (b * t, x.dim(D::Minus1)?);
                 let x2 = x.reshape((n, d_in))?;
-                let mut y = x2.matmul(&layer.proj[i].t()?)?;
+                let mut y = self.linear(&x2, &layer.proj[i])?;
                 if let Some(bias) = &layer.bias[i] {
                     y = y.broadcast_add(bias)?;
                 }
@@ -453,18 +511,18 @@ impl Model {
             let heads = |y: Tensor, n: usize, norm: Option<&Tensor>| {
                 let mut y = y.reshape((b, t, n, c.head_dim))?;
                 if let Some(w) = norm {
-                    y = rms_norm(&y, w, c.rms_eps)?;
+                    y = self.norm(&y, w, c.rms_eps)?;
                 }
                 y.transpose(1, 2)?.contiguous()
             };
             let rope = |x: &Tensor| {
-                if c.arch.rope_halves() {
-                    candle_nn::rotary_emb::rope_slow(x, cos, sin)
+                if self.reference_ops {
+                    super::kernels::rope_reference(x, cos, sin, c.arch.rope_halves())
                 } else {
-                    candle_nn::rotary_emb::rope_i_slow(x, cos, sin)
+                    super::kernels::rope(x, cos, sin, c.arch.rope_halves())
                 }
             };
-            let h = rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
+            let h = self.norm(&x, &layer.attn_norm, c.rms_eps)?;
             let q = heads(proj(0, &h)?, c.n_head, layer.q_norm.as_ref())?;
             let k = heads(proj(1, &h)?, c.n_head_kv, layer.k_norm.as_ref())?;
             let v = heads(proj(2, &h)?, c.n_head_kv, None)?;
@@ -473,18 +531,22 @@ impl Model {
             let rep = c.n_head / c.n_head_kv;
             let k = repeat_kv(k, rep)?;
             let v = repeat_kv(v, rep)?;
-            let att = (q.matmul(&k.t()?)? * c.attn_scale)?.broadcast_add(&masks[which])?;
-            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+            let window = if layer.swa { c.sliding_window } else { None };
+            let att = if self.reference_ops {
+                super::kernels::causal_softmax_reference(&q.matmul(&k.t()?)?, c.attn_scale, window)?
+            } else {
+                super::kernels::causal_softmax(&q.matmul(&k.t()?)?, c.attn_scale, window)?
+            };
             let y = att
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((b, t, c.n_head * c.head_dim))?;
             let mut y = proj(3, &y)?;
             if let Some(w) = &layer.post_attn_norm {
-                y = rms_norm(&y, w, c.rms_eps)?;
+                y = self.norm(&y, w, c.rms_eps)?;
             }
             x = (x + y)?;
-            let h = rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
+            let h = self.norm(&x, &layer.ffn_norm, c.rms_eps)?;
             let gate = proj(4, &h)?;
             let gate = if c.arch.gemma() {
                 gate.gelu()?
@@ -494,7 +556,7 @@ impl Model {
             let up = proj(5, &h)?;
             let mut y = proj(6, &(gate * up)?)?;
             if let Some(w) = &layer.post_ffn_norm {
-                y = rms_norm(&y, w, c.rms_eps)?;
+                y = self.norm(&y, w, c.rms_eps)?;
             }
             x = (x + y)?;
         }
@@ -528,22 +590,6 @@ fn swa_pattern(v: Option<&gguf_file::Value>, n_layer: usize) -> Result<Vec<bool>
         None => 6,
     };
     Ok((0..n_layer).map(|l| n == 0 || l % n < n - 1).collect())
-}
-
-/// RMS norm from differentiable ops.
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(w)
-}
-
-/// `[t, t]`: 0 where a position may look (itself and earlier ones, within
-/// `window` positions when given), a large negative number elsewhere.
-fn mask(t: usize, window: Option<usize>, device: &Device) -> candle_core::Result<Tensor> {
-    let w = window.unwrap_or(usize::MAX);
-    let m: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i || i - j >= w { -1e9 } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(m, (t, t), device)
 }
 
 fn repeat_kv(x: Tensor, rep: usize) -> candle_core::Result<Tensor> {

@@ -12,10 +12,10 @@ use std::time::Instant;
 use candle_core::{D, DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::TrainError;
 use super::lora::{Lora, LoraConfig};
 use super::model::Model;
 use super::optim::{AdamW, AdamWConfig, clip_grad_norm, lr_at};
+use super::{TrainError, kernels};
 use crate::llm::tiny::Rng;
 use crate::store::Sealer;
 
@@ -388,6 +388,21 @@ pub fn loss_of(
     }
     let dev = &model.device;
     let ids = Tensor::from_vec(ids, (b, len), dev)?;
+    if !model.reference_ops() {
+        // Logits only where the loss is taken: the position before each learned
+        // token (row `e * len + i - 1` of the batch's positions).
+        let (rows, picked): (Vec<u32>, Vec<u32>) = weights
+            .iter()
+            .zip(&targets)
+            .enumerate()
+            .filter(|(_, (w, _))| **w > 0.0)
+            .map(|(k, (_, t))| ((k / (len - 1) * len + k % (len - 1)) as u32, *t))
+            .unzip();
+        let n = rows.len();
+        let logits = model.logits_at(&ids, lora, &Tensor::from_vec(rows, n, dev)?)?;
+        let loss = (kernels::cross_entropy(&logits, &picked)?.sum_all()? / f64::from(learned))?;
+        return Ok((loss, real));
+    }
     let logits = model.forward(&ids, lora)?;
     let logits = logits.narrow(1, 0, len - 1)?.reshape((b * (len - 1), ()))?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
