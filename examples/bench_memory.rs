@@ -8,9 +8,10 @@
 //!       embedder in one `embed` call (TOKENS,SEQS: another batch packing to
 //!       try), writes the vectors as raw little-endian f32 rows, and reports
 //!       texts/s.
-//!   bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX
+//!   bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX [M EF_CONSTRUCTION]
 //!       builds twin's `VectorIndex` over BASE (all cores, as twin indexes,
-//!       including the flat layout searches run on) and reports build
+//!       including the flat layout searches run on; at twin's M and
+//!       ef_construction unless given) and reports build seconds and CPU
 //!       seconds; then, for each EF read from stdin, answers every query on
 //!       one thread, writes the ids as raw little-endian u64 rows
 //!       (`OUT_PREFIX-efN.u64`) and reports queries/s.
@@ -43,6 +44,17 @@ fn read_f32(path: &Path, dim: usize) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
+}
+
+/// CPU seconds used so far by the whole process (`RUSAGE_SELF`, every
+/// thread) or by the calling thread alone: on a shared machine these move far
+/// less with other people's load than wall time does.
+fn cpu_secs(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    t(ru.ru_utime) + t(ru.ru_stime)
 }
 
 fn embed(args: &[String]) {
@@ -87,9 +99,19 @@ fn embed(args: &[String]) {
 }
 
 fn search(args: &[String]) {
-    let [base, queries, dim, k, prefix] = args else {
-        panic!("usage: bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX");
+    let (base, queries, dim, k, prefix, params) = match args {
+        [b, q, d, k, p] => (b, q, d, k, p, None),
+        [b, q, d, k, p, m, efc] => (b, q, d, k, p, Some((m, efc))),
+        _ => panic!(
+            "usage: bench_memory index BASE.f32 QUERIES.f32 DIM K OUT_PREFIX [M EF_CONSTRUCTION]"
+        ),
     };
+    let (m, efc) = params.map_or((index::MAX_CONN, index::EF_CONSTRUCTION), |(m, e)| {
+        (
+            m.parse().expect("M is a number"),
+            e.parse().expect("EF_CONSTRUCTION is a number"),
+        )
+    });
     let dim: usize = dim.parse().expect("DIM is a number");
     let k: usize = k.parse().expect("K is a number");
     let base = read_f32(Path::new(base), dim);
@@ -101,20 +123,23 @@ fn search(args: &[String]) {
         .collect();
 
     let start = Instant::now();
-    let mut ix = VectorIndex::new(dim, items.len());
+    let cpu_start = cpu_secs(libc::RUSAGE_SELF);
+    let mut ix = VectorIndex::with_params(dim, items.len(), m, efc);
     ix.insert_many(&items);
     let insert_secs = start.elapsed().as_secs_f64();
     // As twin does after building or loading: lay the graph out for search.
     ix.prepare();
     let build_secs = start.elapsed().as_secs_f64();
+    let build_cpu = cpu_secs(libc::RUSAGE_SELF) - cpu_start;
     drop(items);
 
     println!(
         "{}",
         serde_json::json!({
             "points": ix.points(), "queries": queries.len(), "dim": dim, "k": k,
-            "m": index::MAX_CONN, "ef_construction": index::EF_CONSTRUCTION,
+            "m": m, "ef_construction": efc,
             "build_secs": build_secs, "layout_secs": build_secs - insert_secs,
+            "build_cpu_secs": build_cpu,
         })
     );
     std::io::stdout().flush().unwrap();
@@ -125,18 +150,23 @@ fn search(args: &[String]) {
         let ef: usize = line.trim().parse().expect("EF is a number");
         let mut ids = Vec::with_capacity(queries.len() * k);
         let start = Instant::now();
+        let cpu_start = cpu_secs(libc::RUSAGE_THREAD);
         for q in &queries {
             // As twin searches: one query at a time, every slot live.
             let hits = ix.search(q, k, ef, None);
             ids.extend((0..k).map(|i| hits.get(i).map_or(u64::MAX, |h| h.0)));
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_secs(libc::RUSAGE_THREAD) - cpu_start;
         let path = format!("{prefix}-ef{ef}.u64");
         let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
         std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
         println!(
             "{}",
-            serde_json::json!({"ef": ef, "secs": secs, "qps": queries.len() as f64 / secs, "ids": path})
+            serde_json::json!({
+                "ef": ef, "secs": secs, "qps": queries.len() as f64 / secs,
+                "cpu_secs": cpu, "cpu_qps": queries.len() as f64 / cpu, "ids": path,
+            })
         );
         std::io::stdout().flush().unwrap();
     }

@@ -100,25 +100,234 @@ pub(crate) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Dot product with AVX-512 FMAs in four independent 16-wide sums: half
+/// the instructions of `dot_avx2` per vector (hnswlib's wheel, built with
+/// `-march=native`, uses these where the CPU has them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub(crate) fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads): `i + 16 <= n` and both slices hold at least `n` floats.
+    while i + 64 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                )
+            };
+            *s = _mm512_fmadd_ps(x, y, *s);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i))) };
+        acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+        i += 16;
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    let mut s = _mm512_reduce_add_ps(sum);
+    while i < n {
+        s += a[i] * b[i];
+        i += 1;
+    }
+    s
+}
+
+/// Dot product of an f32 query with a vector stored as IEEE half floats
+/// (`to_halves`), AVX2+FMA+F16C, four independent 8-wide sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn dot_f16_avx2(a: &[f32], h: &[u16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(h.len());
+    let (pa, ph) = (a.as_ptr(), h.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads): `i + 8 <= n` and both slices hold at least `n` values.
+    while i + 32 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(ph.add(i + 8 * j) as *const __m128i)),
+                )
+            };
+            *s = _mm256_fmadd_ps(x, y, *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_ps(pa.add(i)),
+                _mm256_cvtph_ps(_mm_loadu_si128(ph.add(i) as *const __m128i)),
+            )
+        };
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+    let quad = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    let one = _mm_add_ss(quad, _mm_shuffle_ps::<0b01>(quad, quad));
+    let mut s = _mm_cvtss_f32(one);
+    while i < n {
+        s += a[i] * half_to_f32(h[i]);
+        i += 1;
+    }
+    s
+}
+
+/// `dot_f16_avx2` with AVX-512 (16 halves per conversion).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+#[inline]
+pub(crate) fn dot_f16_avx512(a: &[f32], h: &[u16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(h.len());
+    let (pa, ph) = (a.as_ptr(), h.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads): `i + 16 <= n` and both slices hold at least `n` values.
+    while i + 64 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_cvtph_ps(_mm256_loadu_si256(ph.add(i + 16 * j) as *const __m256i)),
+                )
+            };
+            *s = _mm512_fmadd_ps(x, y, *s);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        let (x, y) = unsafe {
+            (
+                _mm512_loadu_ps(pa.add(i)),
+                _mm512_cvtph_ps(_mm256_loadu_si256(ph.add(i) as *const __m256i)),
+            )
+        };
+        acc[0] = _mm512_fmadd_ps(x, y, acc[0]);
+        i += 16;
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    let mut s = _mm512_reduce_add_ps(sum);
+    while i < n {
+        s += a[i] * half_to_f32(h[i]);
+        i += 1;
+    }
+    s
+}
+
+/// f32 to IEEE half (round to nearest even; overflow to infinity). Unit
+/// vectors' components lie in [-1, 1], where a half keeps 11 significant
+/// bits: a dot product of 384-d unit vectors moves by about 1e-5.
+pub(crate) fn f32_to_half(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x7f_ffff;
+    if exp == 0xff {
+        // Infinity stays infinity; NaN stays a (quiet) NaN.
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal half (or zero): shift the mantissa with its hidden bit.
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = 1u32 << (shift - 1);
+        let rest = m & ((1u32 << shift) - 1);
+        let mut h = m >> shift;
+        if rest > half || (rest == half && h & 1 == 1) {
+            h += 1;
+        }
+        return sign | h as u16;
+    }
+    let mut h = ((e as u32) << 10) | (man >> 13);
+    let rest = man & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) {
+        // A carry into the exponent is the correct rounding (up to infinity).
+        h += 1;
+    }
+    sign | h as u16
+}
+
+/// IEEE half to f32 (exact).
+pub(crate) fn half_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    if exp == 0 {
+        // Zero or subnormal: man * 2^-24.
+        let v = man as f32 / 16_777_216.0;
+        return if sign != 0 { -v } else { v };
+    }
+    if exp == 0x1f {
+        return f32::from_bits(sign | 0x7f80_0000 | (man << 13));
+    }
+    f32::from_bits(sign | ((exp + 127 - 15) << 23) | (man << 13))
+}
+
+/// The widest dot-product kernel this CPU runs (checked once per call of
+/// `simd`; the standard library caches the CPUID answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+pub(crate) fn simd() -> Simd {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            return Simd::Avx2;
+        }
+    }
+    Simd::Portable
+}
+
 /// Whether `dot_avx2` may run here.
 pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        // F16C comes with every AVX2 CPU; required too, for the half-float
+        // kernels of the search copy.
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
 
 pub fn fast_dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { dot_avx2(a, b) };
-        }
+    match simd() {
+        // SAFETY: `simd` says the CPU has these features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { dot_avx512(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { dot_avx2(a, b) },
+        _ => dot_lanes(a, b),
     }
-    dot_lanes(a, b)
 }
 
 /// What the sidecar file records about a dump.
@@ -145,12 +354,24 @@ pub struct VectorIndex {
 
 impl VectorIndex {
     pub fn new(dim: usize, expected: usize) -> VectorIndex {
+        VectorIndex::with_params(dim, expected, MAX_CONN, EF_CONSTRUCTION)
+    }
+
+    /// An index with other links per node and construction beam than
+    /// twin's (`scripts/bench-memory` builds both sides of a large set with
+    /// cheaper ones).
+    pub fn with_params(
+        dim: usize,
+        expected: usize,
+        max_conn: usize,
+        ef_construction: usize,
+    ) -> VectorIndex {
         VectorIndex {
             hnsw: Hnsw::new(
-                MAX_CONN,
+                max_conn.max(2),
                 expected.max(1024),
                 MAX_LAYER,
-                EF_CONSTRUCTION,
+                ef_construction.max(1),
                 UnitCosine,
             ),
             dim,
@@ -364,6 +585,81 @@ mod tests {
                 (i as u64, v)
             })
             .collect()
+    }
+
+    #[test]
+    fn every_dot_kernel_this_cpu_runs_agrees_with_the_portable_one() {
+        // Lengths around the kernels' 64/32/16/8-float steps and their tails.
+        for dim in [1, 7, 8, 15, 16, 31, 33, 63, 64, 65, 384, 385] {
+            let v = vecs(2, dim, dim as u64);
+            let (a, b) = (&v[0].1, &v[1].1);
+            let want = dot_lanes(a, b);
+            assert!((fast_dot(a, b) - want).abs() < 1e-5, "dim {dim}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if has_avx2() {
+                    // SAFETY: checked just above.
+                    assert!(
+                        (unsafe { dot_avx2(a, b) } - want).abs() < 1e-5,
+                        "avx2 dim {dim}"
+                    );
+                }
+                if simd() == Simd::Avx512 {
+                    // SAFETY: `simd` found AVX-512F.
+                    assert!(
+                        (unsafe { dot_avx512(a, b) } - want).abs() < 1e-5,
+                        "avx512 dim {dim}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn halves_round_to_nearest_and_come_back_exactly() {
+        for (x, h) in [
+            (0.0f32, 0x0000u16),
+            (-0.0, 0x8000),
+            (1.0, 0x3c00),
+            (-2.0, 0xc000),
+            (0.5, 0x3800),
+            (65504.0, 0x7bff),
+            (1e6, 0x7c00),
+            (2f32.powi(-24), 0x0001),
+            (2f32.powi(-26), 0x0000),
+            // 1 + 2^-11 is halfway between 1 and the next half: to even.
+            (1.0 + 2f32.powi(-11), 0x3c00),
+            (1.0 + 3.0 * 2f32.powi(-11), 0x3c02),
+        ] {
+            assert_eq!(f32_to_half(x), h, "{x}");
+        }
+        for x in [0.0f32, 1.0, -0.333, 0.1234, 2f32.powi(-20), -65504.0] {
+            let back = half_to_f32(f32_to_half(x));
+            assert!(
+                (back - x).abs() <= x.abs() * 2f32.powi(-11) + 2f32.powi(-25),
+                "{x} {back}"
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            for dim in [1, 8, 15, 33, 64, 65, 384] {
+                let v = vecs(2, dim, 3 + dim as u64);
+                let (a, b) = (&v[0].1, &v[1].1);
+                let h: Vec<u16> = b.iter().map(|&x| f32_to_half(x)).collect();
+                let want = dot_lanes(a, b);
+                // SAFETY: checked just above / by `simd`.
+                assert!(
+                    (unsafe { dot_f16_avx2(a, &h) } - want).abs() < 1e-3,
+                    "dim {dim}"
+                );
+                if simd() == Simd::Avx512 {
+                    assert!(
+                        (unsafe { dot_f16_avx512(a, &h) } - want).abs() < 1e-3,
+                        "dim {dim}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
