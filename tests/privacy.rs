@@ -754,6 +754,41 @@ fn logs_hold_no_message_text() {
 }
 
 #[test]
+fn forgetting_a_contact_takes_their_lines_out_of_group_memories_at_once() {
+    let ex = exports();
+    let h = home();
+    ingest(h.path(), ex.path(), &[]);
+    ok(h.path(), &["--batch", "index"]);
+    let texts = |h: &Path| -> String {
+        let list = ok(h, &["--batch", "memory", "list"]);
+        list["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = texts(h.path());
+    assert!(before.contains("the hedgehog visited again"), "{before}");
+    assert!(before.contains("I saw it too"), "{before}");
+
+    ok(h.path(), &["--batch", "forget", "contact", "Bob Smith"]);
+    let after = texts(h.path());
+    assert!(
+        !after.contains("hedgehog"),
+        "his line in the group: {after}"
+    );
+    assert!(!after.contains("Bob"), "{after}");
+
+    // The group's memory comes back without him at the next index.
+    ok(h.path(), &["--batch", "index"]);
+    let reindexed = texts(h.path());
+    assert!(reindexed.contains("I saw it too"), "{reindexed}");
+    assert!(!reindexed.contains("hedgehog"), "{reindexed}");
+}
+
+#[test]
 fn a_forgotten_contact_does_not_come_back_with_a_newer_export() {
     let ex = exports();
     let h = home();

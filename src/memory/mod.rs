@@ -1279,11 +1279,12 @@ impl crate::llm::chat::Retriever for Memories {
     }
 }
 
-/// Memory's part of forgetting a person (`twin forget contact`): memories
-/// whose message sources all belong to them go, with their vectors (the index
-/// treats those slots as tombstones from then on). Memories of group chats
-/// they were in are re-derived without their lines by the next `twin index`,
-/// since the windows they came from changed.
+/// Memory's part of forgetting a person (`twin forget contact`): every memory
+/// drawn from any of their messages goes, with its vector (the index treats
+/// those slots as tombstones from then on). That includes memories of group
+/// chats they wrote in, whose text quotes their lines: forgetting a person
+/// takes their words out of memory at once, and the next `twin index`
+/// re-derives those group memories from what is left of the conversation.
 pub struct ForgetCascade;
 
 impl ForgetCascade {
@@ -1296,9 +1297,9 @@ impl ForgetCascade {
                 .iter()
                 .filter_map(|p| p.message_key())
                 .collect();
-            let only_theirs = !keys.is_empty() && keys.iter().all(|k| t.messages.contains(k));
+            let drawn_from_theirs = keys.iter().any(|k| t.messages.contains(k));
             let their_conversation = m.conversation.is_some_and(|c| t.conversations.contains(&c));
-            if only_theirs || their_conversation {
+            if drawn_from_theirs || their_conversation {
                 out.push(m);
             }
         }
