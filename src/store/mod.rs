@@ -1285,6 +1285,16 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
+    /// A new encrypted store with a KDF cheap enough for tests.
+    fn encrypted_store(dir: &Path, pass: &Passphrase) -> Store {
+        let kdf = KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        convert::init_encrypted(dir, pass, kdf).unwrap()
+    }
+
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Note {
         text: String,
@@ -1409,16 +1419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pass = Passphrase::new("bulk pass").unwrap();
         {
-            let s = convert::init_encrypted(
-                dir.path(),
-                &pass,
-                KdfParams {
-                    memory_kib: 64,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-            )
-            .unwrap();
+            let s = encrypted_store(dir.path(), &pass);
             let mut b = Bulk::new();
             for i in 0..50u64 {
                 b.put_new(
@@ -1702,16 +1703,7 @@ mod tests {
         let mut key = [0u8; 16];
         key[..9].copy_from_slice(b"marmalade");
         {
-            let s = convert::init_encrypted(
-                dir.path(),
-                &pass,
-                KdfParams {
-                    memory_kib: 64,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-            )
-            .unwrap();
+            let s = encrypted_store(dir.path(), &pass);
             let mut b = Bulk::new();
             b.put_new(key, &msg("quokka secret")).unwrap();
             s.write_bulk(b, |_| Ok(())).unwrap();
