@@ -128,10 +128,16 @@ fn search(args: &[String]) {
     ix.insert_many(&items);
     let insert_secs = start.elapsed().as_secs_f64();
     // As twin does after building or loading: lay the graph out for search.
-    ix.prepare();
+    let flat = ix.prepare();
     let build_secs = start.elapsed().as_secs_f64();
     let build_cpu = cpu_secs(libc::RUSAGE_SELF) - cpu_start;
     drop(items);
+    // The graph's shape, beside recall: base-layer links per point and the
+    // share of points reachable from the entry along them.
+    let (links, reachable) = flat
+        .as_ref()
+        .map_or((0.0, 0.0), |f| (f.mean_links(), f.reachable_share()));
+    drop(flat);
 
     println!(
         "{}",
@@ -140,6 +146,7 @@ fn search(args: &[String]) {
             "m": m, "ef_construction": efc,
             "build_secs": build_secs, "layout_secs": build_secs - insert_secs,
             "build_cpu_secs": build_cpu,
+            "links": links, "reachable": reachable,
         })
     );
     std::io::stdout().flush().unwrap();

@@ -129,6 +129,40 @@ def clustered(n, dim, seed, centers=1000, rank=24):
     return out
 
 
+def hnswlib_shape(index, path):
+    """hnswlib's base layer, read back from its saved file: mean links per
+    point and the share of points reachable from the entry point along them
+    (twin's side reports the same of its graph)."""
+    import struct
+
+    index.save_index(str(path))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(80)
+        _, _, count, size, _, _ = struct.unpack("<6Q", head[:48])
+        _, entry = struct.unpack("<iI", head[48:56])
+        _, max_m0, _ = struct.unpack("<3Q", head[56:80])
+        # After the header (80 bytes, then mult and ef_construction): per
+        # point a u32 whose low 16 bits count its base-layer links, then
+        # max_m0 u32 links, then its vector and label.
+        rows = np.memmap(path, dtype=np.uint8, mode="r", offset=96, shape=(count, size))
+        block = np.ascontiguousarray(rows[:, :4 + 4 * max_m0]).view("<u4")
+        del rows
+    finally:
+        path.unlink()
+    deg = (block[:, 0] & 0xFFFF).astype(np.int64)
+    links = block[:, 1:]
+    seen = np.zeros(count, dtype=bool)
+    seen[entry] = True
+    front = np.array([entry])
+    while len(front):
+        nb = links[front][np.arange(max_m0)[None, :] < deg[front][:, None]]
+        nb = np.unique(nb)
+        front = nb[~seen[nb]]
+        seen[front] = True
+    return float(deg.mean()), float(seen.mean())
+
+
 def bench_index(args, key, name, base, queries, work, params=None):
     import hnswlib
 
@@ -158,6 +192,7 @@ def bench_index(args, key, name, base, queries, work, params=None):
     start, cpu_start = time.perf_counter(), time.process_time()
     p.add_items(base, np.arange(len(base)))
     hl_build, hl_build_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    hl_links, hl_reach = hnswlib_shape(p, work / f"{key}-hnswlib.bin")
     # Queries on one thread each side, one query at a time as twin searches.
     p.set_num_threads(1)
 
@@ -208,6 +243,8 @@ def bench_index(args, key, name, base, queries, work, params=None):
     return {"name": name, "points": len(base), "queries": len(queries), "m": m, "ef_construction": efc,
             "twin_build_s": tw["build_secs"], "twin_layout_s": tw["layout_secs"], "hnswlib_build_s": hl_build,
             "twin_build_cpu_s": tw["build_cpu_secs"], "hnswlib_build_cpu_s": hl_build_cpu,
+            "twin_links": tw["links"], "twin_reachable": tw["reachable"],
+            "hnswlib_links": hl_links, "hnswlib_reachable": hl_reach,
             "rows": rows, "rounds": args.rounds, "target": args.target_recall,
             "twin_at_target": at_target("twin"), "hnswlib_at_target": at_target("hnswlib"),
             "twin_cpu_at_target": at_target("twin", "cpu_qps"),
@@ -222,6 +259,8 @@ def print_index(r):
           f"(twin's speed {r['hnswlib_build_s'] / r['twin_build_s']:.2f}x by wall, "
           f"{r['hnswlib_build_cpu_s'] / r['twin_build_cpu_s']:.2f}x by CPU); "
           f"queries on 1 thread each, best of {r['rounds']} alternating passes")
+    print(f"base layer: twin {r['twin_links']:.2f} links per point, {r['twin_reachable']:.2%} reachable from the "
+          f"entry; hnswlib {r['hnswlib_links']:.2f} links per point, {r['hnswlib_reachable']:.2%} reachable")
     print(f"{'ef':>5}{'twin R@10':>11}{'twin q/s':>10}{'cpu q/s':>9}{'hnswlib R@10':>14}{'hnswlib q/s':>13}"
           f"{'cpu q/s':>9}{'ratio':>8}{'cpu ratio':>11}")
     for row in r["rows"]:
@@ -247,6 +286,9 @@ def main():
     ap.add_argument("--work", type=pathlib.Path, required=True)
     ap.add_argument("--real", type=int, default=100_000, help="real vectors in the index")
     ap.add_argument("--synthetic", type=int, default=1_000_000, help="synthetic vectors (0: skip)")
+    ap.add_argument("--synthetic-centers", type=int, default=1000,
+                    help="clusters of the synthetic set; N/centers points per cluster sets how hard it is "
+                    "(100k vectors in 100 clusters are as dense as 1M in 1000)")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--embed-sample", type=int, default=20_000, help="texts timed against sentence-transformers")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -324,10 +366,10 @@ def main():
         results["real"] = r
 
     if args.synthetic:
-        log(f"[synthetic] {args.synthetic} clustered vectors")
-        base = clustered(args.synthetic + args.queries, 384, seed=11)
-        r = bench_index(args, "synthetic", "synthetic clustered", base[:args.synthetic], base[args.synthetic:], args.work,
-                        args.synthetic_params)
+        log(f"[synthetic] {args.synthetic} clustered vectors in {args.synthetic_centers} clusters")
+        base = clustered(args.synthetic + args.queries, 384, seed=11, centers=args.synthetic_centers)
+        r = bench_index(args, "synthetic", f"synthetic clustered ({args.synthetic_centers} clusters)",
+                        base[:args.synthetic], base[args.synthetic:], args.work, args.synthetic_params)
         print_index(r)
         results["synthetic"] = r
     (args.work / "results.json").write_text(json.dumps(results, indent=1))

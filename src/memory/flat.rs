@@ -280,6 +280,33 @@ impl FlatGraph {
         self.links.len() as f64 / self.slots.len().max(1) as f64
     }
 
+    /// Share of points a walk along base-layer links reaches from the entry
+    /// point (1.0 when every point can be found). hnsw_rs keeps each
+    /// point's nearest links when a list overflows, so on dense clusters
+    /// the long links between clusters go and some points become
+    /// unreachable; `scripts/bench-memory` reports this beside recall.
+    pub fn reachable_share(&self) -> f64 {
+        let n = self.slots.len();
+        if n == 0 {
+            return 1.0;
+        }
+        let mut seen = vec![false; n];
+        let mut stack = vec![self.entry];
+        seen[self.entry as usize] = true;
+        let mut reached = 1usize;
+        while let Some(at) = stack.pop() {
+            let ns = &self.links
+                [self.offsets[at as usize] as usize..self.offsets[at as usize + 1] as usize];
+            for &m in ns {
+                if !std::mem::replace(&mut seen[m as usize], true) {
+                    reached += 1;
+                    stack.push(m);
+                }
+            }
+        }
+        reached as f64 / n as f64
+    }
+
     /// The `k` nearest points kept by `keep` (every point when `None`), as
     /// (slot, cosine distance) nearest first. `ef` is the search beam.
     pub fn search(
@@ -539,6 +566,8 @@ mod tests {
         hnsw.parallel_insert_slice(&data);
         let flat = FlatGraph::of(&hnsw).unwrap();
         assert_eq!(flat.len(), 3000);
+        let reach = flat.reachable_share();
+        assert!(reach > 0.99 && reach <= 1.0, "reachable {reach}");
         let (mut hits, mut hits_even, mut total) = (0, 0, 0);
         for q in &queries {
             let found: Vec<u64> = flat.search(q, 10, 64, None).iter().map(|h| h.0).collect();
