@@ -24,6 +24,12 @@ use super::flat::FlatGraph;
 
 /// Links per node (hnswlib's M) and the construction beam.
 /// Public so `scripts/bench-memory` runs its peer at the same settings.
+/// Not lower: when a point's link list is full, hnsw_rs keeps its nearest
+/// links and drops the farthest (hnswlib re-selects the list for spread), so
+/// where lists fill up, dense clusters lose the links between them and
+/// recall falls far below hnswlib's at the same M (BENCHMARKS.md, memory,
+/// branch s5-mem: M=12 and 16). At 24 the base-layer lists stay about half
+/// full and the graph is as good as hnswlib's.
 pub const MAX_CONN: usize = 24;
 pub const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYER: usize = 16;
