@@ -238,7 +238,7 @@ mod packed {
         }
 
         fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-            if v.len() % N != 0 {
+            if !v.len().is_multiple_of(N) {
                 return Err(E::invalid_length(v.len(), &self));
             }
             Ok(v.chunks_exact(N)
