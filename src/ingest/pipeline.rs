@@ -480,9 +480,6 @@ struct State {
     aliases: HashMap<String, Id>,
     contacts: HashMap<Id, Contact>,
     conversations: HashMap<Id, Conversation>,
-    /// When the run began with no messages stored: every message key this run
-    /// stored, so "is it new?" needs no lookup in sled.
-    stored: Option<HashSet<[u8; 16], BuildHasherDefault<KeyHasher>>>,
     /// Forgotten people and conversations: their messages are skipped.
     tombstones: crate::privacy::tombstone::Tombstones,
     /// Whether an author (format, name, handle) is forgotten, once per author.
@@ -506,12 +503,10 @@ impl State {
             let (_, c) = r?;
             contacts.insert(c.id, c);
         }
-        let stored = (store.count(Tree::Messages)? == 0).then(HashSet::default);
         Ok(State {
             aliases,
             contacts,
             conversations: HashMap::new(),
-            stored,
             tombstones: crate::privacy::tombstone::Tombstones::load(store)?,
             forgotten_authors: HashMap::new(),
         })
@@ -533,8 +528,7 @@ struct Pending {
     key: [u8; 16],
     msg: Message,
     /// Identities of the author, for aliases of a new contact.
-    identities: Vec<String>,
-    author_name: String,
+    identities: Arc<[String]>,
     me: bool,
     conversation_native: String,
     title: Option<String>,
@@ -661,6 +655,7 @@ fn import_unit(
         service: 0,
         people: 0,
         authors: HashSet::new(),
+        known: HashMap::new(),
         problems: Vec::new(),
         chunk: Vec::with_capacity(CHUNK),
         tx: Some(tx),
@@ -756,10 +751,21 @@ struct Parsed {
     key: [u8; 16],
     at_ms: i64,
     conversation: Id,
-    identities: Vec<String>,
+    identities: Arc<[String]>,
     is_me: bool,
     raw: RawMessage,
 }
+
+/// What the parsing thread works out once per author (not once per message):
+/// their identities and whether they are me.
+struct AuthorInfo {
+    identities: Arc<[String]>,
+    is_me: bool,
+}
+
+/// Authors remembered at most: an export has a few thousand; past this the
+/// cache starts over rather than grow with a malformed file's every line.
+const MAX_CACHED_AUTHORS: usize = 100_000;
 
 /// The importer's sink, on the parsing thread: everything about a message
 /// that needs no store (time, content hash, occurrence, counts), handed on in
@@ -778,6 +784,8 @@ struct ParseSink<'a> {
     service: u64,
     people: u64,
     authors: HashSet<String>,
+    /// Per-author work already done, by author as the export wrote them.
+    known: HashMap<super::Author, AuthorInfo>,
     problems: Vec<Problem>,
     chunk: Vec<Parsed>,
     tx: Option<std::sync::mpsc::SyncSender<Item>>,
@@ -830,10 +838,28 @@ impl Sink for ParseSink<'_> {
             return;
         }
         self.people += 1;
-        if self.authors.len() < 100_000 {
-            self.authors
-                .insert(identity::normalize_name(&m.author.name));
-        }
+        let (identities, is_me) = match self.known.get(&m.author) {
+            Some(a) => (a.identities.clone(), a.is_me),
+            None => {
+                if self.known.len() >= MAX_CACHED_AUTHORS {
+                    self.known.clear();
+                }
+                if self.authors.len() < 100_000 {
+                    self.authors
+                        .insert(identity::normalize_name(&m.author.name));
+                }
+                let identities: Arc<[String]> = identity::identities(self.format, &m.author).into();
+                let is_me = self.me.is_me(&m.author, &identities);
+                self.known.insert(
+                    m.author.clone(),
+                    AuthorInfo {
+                        identities: identities.clone(),
+                        is_me,
+                    },
+                );
+                (identities, is_me)
+            }
+        };
         if self.seen <= self.resume_from {
             return;
         }
@@ -843,8 +869,6 @@ impl Sink for ParseSink<'_> {
             self.format.name().as_bytes(),
             m.conversation.as_bytes(),
         ]);
-        let identities = identity::identities(self.format, &m.author);
-        let is_me = self.me.is_me(&m.author, &identities);
         self.chunk.push(Parsed {
             seq: self.seen,
             key,
@@ -1022,7 +1046,7 @@ impl StoreSink<'_> {
                 source: self.source_id,
                 conversation,
                 author,
-                author_name: m.author.name.clone(),
+                author_name: m.author.name,
                 at_ms,
                 text: m.text,
                 attachments: m.attachments,
@@ -1033,7 +1057,6 @@ impl StoreSink<'_> {
                 transcribed: None,
             },
             identities,
-            author_name: m.author.name,
             me,
             conversation_native: m.conversation,
             title: m.conversation_title,
@@ -1086,9 +1109,6 @@ impl StoreSink<'_> {
         );
         match result {
             Ok((updates, record)) => {
-                if let Some(stored) = &mut self.state.stored {
-                    stored.extend(batch.iter().map(|p| p.key));
-                }
                 self.record = record;
                 self.state.aliases.extend(updates.aliases);
                 self.contacts.extend(updates.contacts.keys().copied());
@@ -1127,10 +1147,8 @@ fn store_batch(
     for i in order {
         let key = &batch[i].key;
         if previous != Some(key) {
-            new[i] = match &state.stored {
-                Some(stored) => !stored.contains(key),
-                None => !messages.contains_key(key)?,
-            };
+            // The log's index is in memory: no read from disk.
+            new[i] = !messages.contains_key(key)?;
         }
         previous = Some(key);
     }
@@ -1214,7 +1232,7 @@ impl Updates {
                     .cloned()
                     .unwrap_or_else(|| Contact {
                         id: m.author,
-                        name: p.author_name.clone(),
+                        name: p.msg.author_name.clone(),
                         names: Vec::new(),
                         handles: Vec::new(),
                         me: p.me,
@@ -1224,7 +1242,7 @@ impl Updates {
                         formats: Vec::new(),
                     })
             });
-            for identity in &p.identities {
+            for identity in p.identities.iter() {
                 if !state.aliases.contains_key(identity)
                     && !aliases.iter().any(|(i, _)| i == identity)
                 {
@@ -1242,9 +1260,9 @@ impl Updates {
                 c.messages += 1;
                 c.first_ms = c.first_ms.min(m.at_ms);
                 c.last_ms = c.last_ms.max(m.at_ms);
-                match c.names.iter_mut().find(|(n, _)| *n == p.author_name) {
+                match c.names.iter_mut().find(|(n, _)| *n == p.msg.author_name) {
                     Some((_, k)) => *k += 1,
-                    None => c.names.push((p.author_name.clone(), 1)),
+                    None => c.names.push((p.msg.author_name.clone(), 1)),
                 }
                 // The most used name; on a tie the first one seen.
                 let mut best: Option<&(String, u64)> = None;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::{Attachment, Format, MessageKind, Reaction};
 use crate::store::{Key, Record, Tree};
@@ -12,24 +12,37 @@ use crate::store::{Key, Record, Tree};
 /// A stable id (the same on every machine and every twin version).
 pub type Id = u64;
 
+/// `parts`, each length-prefixed, in one buffer (reused per thread): XXH3 of
+/// the whole equals XXH3 streamed over the same bytes, so ids and keys are
+/// what they always were, without the streaming state's set-up per message.
+fn with_joined<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        for p in parts {
+            b.extend_from_slice(&(p.len() as u64).to_le_bytes());
+            b.extend_from_slice(p);
+        }
+        let r = f(&b);
+        if b.capacity() > 1 << 20 {
+            // A huge message once does not keep its buffer for the thread's life.
+            *b = Vec::new();
+        }
+        r
+    })
+}
+
 /// A 64-bit id from parts, each length-prefixed so ("ab","c") != ("a","bc").
 pub fn id_of(parts: &[&[u8]]) -> Id {
-    let mut h = Xxh3::new();
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.digest()
+    with_joined(parts, xxh3_64)
 }
 
 /// A 128-bit content hash from parts: the key of a message.
 pub fn hash128(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Xxh3::new();
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.digest128().to_be_bytes()
+    with_joined(parts, |b| xxh3_128(b).to_be_bytes())
 }
 
 /// A quick fingerprint of bytes (file heads, sizes).
@@ -160,14 +173,109 @@ pub struct Window {
     pub conversation: Id,
     pub start_ms: i64,
     pub end_ms: i64,
-    /// Message keys in time order.
+    /// Message keys in time order (stored as one byte string: 16 bytes each).
+    #[serde(with = "packed::keys")]
     pub messages: Vec<[u8; 16]>,
-    /// The author of each message, in the same order.
+    /// The author of each message, in the same order (one byte string: 8
+    /// bytes each, big-endian).
+    #[serde(with = "packed::ids")]
     pub authors: Vec<Id>,
+}
+
+/// How version 1 stored a window: each key an array of 16 numbers, each
+/// author a number (a million-message window was 16 million MessagePack
+/// items to write and to read).
+#[derive(Deserialize)]
+struct WindowV1 {
+    conversation: Id,
+    start_ms: i64,
+    end_ms: i64,
+    messages: Vec<[u8; 16]>,
+    authors: Vec<Id>,
 }
 
 impl Record for Window {
     const TREE: Tree = Tree::Windows;
+    const VERSION: u8 = 2;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Window, crate::store::CodecError> {
+        if version != 1 {
+            return Err(crate::store::CodecError::UnknownVersion {
+                tree: Self::TREE.name(),
+                found: version,
+                supported: Self::VERSION,
+            });
+        }
+        let w: WindowV1 =
+            rmp_serde::from_slice(body).map_err(|source| crate::store::CodecError::Decode {
+                tree: Self::TREE.name(),
+                source,
+            })?;
+        Ok(Window {
+            conversation: w.conversation,
+            start_ms: w.start_ms,
+            end_ms: w.end_ms,
+            messages: w.messages,
+            authors: w.authors,
+        })
+    }
+}
+
+/// Fixed-size items serialized as one byte string.
+mod packed {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    /// Reads a byte string into items of `N` bytes.
+    struct Chunks<const N: usize>;
+
+    impl<'de, const N: usize> Visitor<'de> for Chunks<N> {
+        type Value = Vec<[u8; N]>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a byte string of {N}-byte items")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+            if !v.len().is_multiple_of(N) {
+                return Err(E::invalid_length(v.len(), &self));
+            }
+            Ok(v.chunks_exact(N)
+                .map(|c| c.try_into().expect("exact chunks"))
+                .collect())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+            self.visit_bytes(&v)
+        }
+    }
+
+    pub mod keys {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &[[u8; 16]], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v.as_flattened())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 16]>, D::Error> {
+            d.deserialize_bytes(Chunks::<16>)
+        }
+    }
+
+    pub mod ids {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
+            let bytes: Vec<u8> = v.iter().flat_map(|id| id.to_be_bytes()).collect();
+            s.serialize_bytes(&bytes)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+            let chunks = d.deserialize_bytes(Chunks::<8>)?;
+            Ok(chunks.into_iter().map(u64::from_be_bytes).collect())
+        }
+    }
 }
 
 impl Window {
@@ -243,5 +351,74 @@ mod tests {
         assert_ne!(id_of(&[b"ab", b"c"]), id_of(&[b"a", b"bc"]));
         // Pinned: a changed hash would silently duplicate every stored message.
         assert_eq!(id_of(&[b"twin"]), 0xb371_f97d_b4ea_e7bf);
+    }
+
+    #[test]
+    fn message_keys_match_the_streamed_hash_they_always_were() {
+        // Stores made before keys were hashed in one go must still dedupe.
+        let long = vec![7u8; 5000];
+        let parts: [&[u8]; 4] = [b"whatsapp", b"Chat", &long, b""];
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for p in parts {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        assert_eq!(hash128(&parts), h.digest128().to_be_bytes());
+        assert_eq!(id_of(&parts), h.digest());
+    }
+
+    fn window() -> Window {
+        Window {
+            conversation: 7,
+            start_ms: -5,
+            end_ms: 90,
+            messages: vec![[1; 16], [2; 16], [255; 16]],
+            authors: vec![1, u64::MAX, 3],
+        }
+    }
+
+    #[test]
+    fn windows_round_trip_packed() {
+        let w = window();
+        let bytes = crate::store::codec::encode(&w).unwrap();
+        assert_eq!(bytes[0], 2);
+        // 3 keys and 3 ids as two byte strings, not 51 numbers.
+        assert!(bytes.len() < 48 + 24 + 80, "{} bytes", bytes.len());
+        assert_eq!(crate::store::codec::decode::<Window>(&bytes).unwrap(), w);
+    }
+
+    #[test]
+    fn version_one_windows_still_read() {
+        #[derive(Serialize)]
+        struct V1 {
+            conversation: Id,
+            start_ms: i64,
+            end_ms: i64,
+            messages: Vec<[u8; 16]>,
+            authors: Vec<Id>,
+        }
+        let w = window();
+        let mut bytes = vec![1u8];
+        rmp_serde::encode::write_named(
+            &mut bytes,
+            &V1 {
+                conversation: w.conversation,
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                messages: w.messages.clone(),
+                authors: w.authors.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(crate::store::codec::decode::<Window>(&bytes).unwrap(), w);
+    }
+
+    #[test]
+    fn a_torn_packed_list_is_an_error() {
+        use serde::de::value::{BytesDeserializer, Error};
+        let torn = BytesDeserializer::<Error>::new(&[0u8; 17]);
+        assert!(packed::keys::deserialize(torn).is_err());
+        let whole = BytesDeserializer::<Error>::new(&[0u8; 16]);
+        assert_eq!(packed::ids::deserialize(whole).unwrap(), vec![0, 0]);
     }
 }

@@ -41,7 +41,10 @@ use super::{StoreError, Tree};
 pub(crate) const END_KEY: &[u8] = b"log/end";
 pub(crate) const GEN_KEY: &[u8] = b"log/gen";
 const INDEX_FILE: &str = "messages.idx";
-const INDEX_MAGIC: &[u8; 8] = b"twinidx1";
+/// Version 2: fixed-size message entries, the timeline without hashes (its
+/// values are kept), lengths as u32. A version-1 file is not recognised and
+/// the index is rebuilt from the log once.
+const INDEX_MAGIC: &[u8; 8] = b"twinidx2";
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 0;
 /// Record header: body length, op, tree, key length.
@@ -87,8 +90,100 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
+/// Bytes of a timeline key as ingest writes them: "t", conversation (8),
+/// time (8), message key (16).
+const TIMELINE_KEY: usize = 1 + 8 + 8 + 16;
+
+/// A timeline key in memory: the usual 33 bytes inline, so a million entries
+/// are not a million allocations; any other length boxed.
+#[derive(Clone)]
+enum TKey {
+    Inline([u8; TIMELINE_KEY]),
+    Boxed(Box<[u8]>),
+}
+
+impl TKey {
+    fn new(key: &[u8]) -> TKey {
+        match <[u8; TIMELINE_KEY]>::try_from(key) {
+            Ok(k) => TKey::Inline(k),
+            Err(_) => TKey::Boxed(key.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            TKey::Inline(k) => k,
+            TKey::Boxed(k) => k,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for TKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for TKey {
+    fn eq(&self, other: &TKey) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for TKey {}
+
+impl PartialOrd for TKey {
+    fn partial_cmp(&self, other: &TKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Byte order, as the slices compare (what `Borrow<[u8]>` lookups need).
+impl Ord for TKey {
+    fn cmp(&self, other: &TKey) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+/// A timeline value in memory: the usual 8 bytes (the author) inline.
+#[derive(Clone)]
+enum TValue {
+    Eight([u8; 8]),
+    Boxed(Box<[u8]>),
+}
+
+impl TValue {
+    fn new(v: &[u8]) -> TValue {
+        match <[u8; 8]>::try_from(v) {
+            Ok(v) => TValue::Eight(v),
+            Err(_) => TValue::Boxed(v.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            TValue::Eight(v) => v,
+            TValue::Boxed(v) => v,
+        }
+    }
+}
+
+/// A quick hasher for keys of any shape (XXH3 of the bytes written), for the
+/// short-lived sets of one write.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A timeline entry: where its record is, and its (opened) value.
-type TimelineEntry = (Loc, Box<[u8]>);
+type TimelineEntry = (Loc, TValue);
 
 /// A live record while compacting: tree, key, where, timeline value.
 type Live = (Tree, Vec<u8>, Loc, Option<Vec<u8>>);
@@ -100,7 +195,7 @@ pub(crate) struct Index {
     fixed: HashMap<[u8; 16], Loc, BuildHasherDefault<KeyHasher>>,
     other: BTreeMap<Vec<u8>, Loc>,
     /// `timeline`, in key order, with each (opened) value.
-    timeline: BTreeMap<Box<[u8]>, TimelineEntry>,
+    timeline: BTreeMap<TKey, TimelineEntry>,
     /// Bytes of records that are no longer live.
     dead: u64,
 }
@@ -118,14 +213,16 @@ impl Index {
 
     /// A timeline value.
     pub fn value(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.timeline.get(key).map(|(_, v)| v.to_vec())
+        self.timeline.get(key).map(|(_, v)| v.as_slice().to_vec())
     }
 
     /// `value` is kept for the timeline only.
     fn insert(&mut self, tree: Tree, key: &[u8], loc: Loc, value: Option<&[u8]>) {
         let old = if tree == Tree::Timeline {
-            let v: Box<[u8]> = value.unwrap_or_default().into();
-            self.timeline.insert(key.into(), (loc, v)).map(|(l, _)| l)
+            let v = TValue::new(value.unwrap_or_default());
+            self.timeline
+                .insert(TKey::new(key), (loc, v))
+                .map(|(l, _)| l)
         } else {
             match <[u8; 16]>::try_from(key) {
                 Ok(k) => self.fixed.insert(k, loc),
@@ -176,9 +273,24 @@ impl Index {
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, (_, v))| (k.to_vec(), v.to_vec()))
+            .take_while(|(k, _)| k.as_slice().starts_with(prefix))
+            .map(|(k, (_, v))| (k.as_slice().to_vec(), v.as_slice().to_vec()))
             .collect()
+    }
+
+    /// Calls `f` with each timeline key and value starting with `prefix`,
+    /// in key order, without copying them.
+    pub fn for_each_timeline(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+        for (k, (_, v)) in self
+            .timeline
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.as_slice().starts_with(prefix))
+        {
+            f(k.as_slice(), v.as_slice());
+        }
     }
 
     /// Every live record: (tree, key, where, timeline value).
@@ -194,7 +306,7 @@ impl Index {
             .chain(
                 self.timeline
                     .iter()
-                    .map(|(k, (l, v))| (Tree::Timeline, k.as_ref(), l, Some(v.as_ref()))),
+                    .map(|(k, (l, v))| (Tree::Timeline, k.as_slice(), l, Some(v.as_slice()))),
             )
     }
 }
@@ -228,6 +340,16 @@ impl LogBatch {
             .push((tree, key, off, len, Some((value_hash(plain), kept))));
     }
 
+    /// [`Self::put`] for a store that is not encrypted: the key and value
+    /// are stored as they are.
+    pub fn put_plain(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
+        let off = self.buf.len() as u64;
+        let len = self.record(OP_PUT, tree, &key, value);
+        let kept = (tree == Tree::Timeline).then(|| value.to_vec());
+        self.entries
+            .push((tree, key, off, len, Some((value_hash(value), kept))));
+    }
+
     pub fn remove(&mut self, tree: Tree, key: Vec<u8>, stored_key: &[u8]) {
         let off = self.buf.len() as u64;
         let len = self.record(OP_REMOVE, tree, stored_key, &[]);
@@ -259,6 +381,27 @@ impl LogBatch {
     pub fn bytes(&self) -> u64 {
         self.buf.len() as u64
     }
+}
+
+fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (a, b) = r.split_at_checked(n)?;
+    *r = b;
+    Some(a)
+}
+
+fn take_u64(r: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(r, 8)?.try_into().ok()?))
+}
+
+fn take_u32(r: &mut &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(take(r, 4)?.try_into().ok()?))
+}
+
+/// Offset and length of an index entry (the hash follows or is implied).
+fn take_loc(r: &mut &[u8]) -> Option<Loc> {
+    let off = take_u64(r)?;
+    let len = take_u32(r)?;
+    Some(Loc { off, len, hash: 0 })
 }
 
 /// The hash the index keeps of a value as the store reads it.
@@ -434,15 +577,9 @@ impl MessageLog {
             return None;
         }
         let mut r = body.strip_prefix(INDEX_MAGIC.as_slice())?;
-        let u64_ = |r: &mut &[u8]| -> Option<u64> {
-            let (a, b) = r.split_at_checked(8)?;
-            *r = b;
-            Some(u64::from_le_bytes(a.try_into().ok()?))
-        };
-        let generation = u64_(&mut r)?;
-        let covered = u64_(&mut r)?;
-        let dead = u64_(&mut r)?;
-        let n = u64_(&mut r)?;
+        let generation = take_u64(&mut r)?;
+        let covered = take_u64(&mut r)?;
+        let dead = take_u64(&mut r)?;
         if generation != st.generation {
             return None;
         }
@@ -450,25 +587,42 @@ impl MessageLog {
             dead,
             ..Index::default()
         };
-        ix.fixed.reserve(n as usize);
+        // Message keys of 16 bytes: fixed-size entries.
+        let n = take_u64(&mut r)? as usize;
+        ix.fixed.reserve(n.min(r.len() / 36));
         for _ in 0..n {
-            let tree = tree_of(*r.first()?)?;
-            r = &r[1..];
-            let klen = u64_(&mut r)? as usize;
-            let (key, rest) = r.split_at_checked(klen)?;
-            r = rest;
-            let off = u64_(&mut r)?;
-            let len = u64_(&mut r)? as u32;
-            let hash = u64_(&mut r)?;
-            let value = if tree == Tree::Timeline {
-                let vlen = u64_(&mut r)? as usize;
-                let (v, rest) = r.split_at_checked(vlen)?;
-                r = rest;
-                Some(v)
-            } else {
-                None
+            let key: [u8; 16] = take(&mut r, 16)?.try_into().ok()?;
+            let loc = take_loc(&mut r)?;
+            let hash = take_u64(&mut r)?;
+            ix.fixed.insert(key, Loc { hash, ..loc });
+        }
+        // Other message keys.
+        for _ in 0..take_u64(&mut r)? {
+            let klen = take_u32(&mut r)? as usize;
+            let key = take(&mut r, klen)?.to_vec();
+            let loc = take_loc(&mut r)?;
+            let hash = take_u64(&mut r)?;
+            ix.other.insert(key, Loc { hash, ..loc });
+        }
+        // The timeline in key order, each value kept (its hash is the value's).
+        let n = take_u64(&mut r)? as usize;
+        let mut timeline = Vec::with_capacity(n.min(r.len() / (4 + 12 + 4)));
+        for _ in 0..n {
+            let klen = take_u32(&mut r)? as usize;
+            let key = TKey::new(take(&mut r, klen)?);
+            let loc = take_loc(&mut r)?;
+            let vlen = take_u32(&mut r)? as usize;
+            let value = take(&mut r, vlen)?;
+            let loc = Loc {
+                hash: value_hash(value),
+                ..loc
             };
-            ix.insert(tree, key, Loc { off, len, hash }, value);
+            timeline.push((key, (loc, TValue::new(value))));
+        }
+        // Saved in key order: built in one go, not a million inserts.
+        ix.timeline = timeline.into_iter().collect();
+        if !r.is_empty() {
+            return None;
         }
         Some((ix, covered))
     }
@@ -618,29 +772,43 @@ impl MessageLog {
         let Some(ix) = &st.index else {
             return Ok(());
         };
-        let n = ix.len(Tree::Messages) + ix.len(Tree::Timeline);
         // Sized once: a million entries are tens of MB, and regrowing them
         // was a tenth of an import's CPU.
-        let size: usize = ix
-            .entries()
-            .map(|(_, k, _, v)| 1 + 8 + k.len() + 24 + v.map_or(0, |v| 8 + v.len()))
-            .sum();
-        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 32 + size + 8);
+        let size = ix.fixed.len() * (16 + 12 + 8)
+            + ix.other.keys().map(|k| 4 + k.len() + 12 + 8).sum::<usize>()
+            + ix.timeline
+                .iter()
+                .map(|(k, (_, v))| 4 + k.as_slice().len() + 12 + 4 + v.as_slice().len())
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 48 + size + 8);
         out.extend_from_slice(INDEX_MAGIC);
-        for v in [st.generation, st.end, ix.dead, n as u64] {
+        for v in [st.generation, st.end, ix.dead, ix.fixed.len() as u64] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for (tree, k, l, value) in ix.entries() {
-            out.push(tree as u8);
-            out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        let put_loc = |out: &mut Vec<u8>, l: &Loc| {
+            out.extend_from_slice(&l.off.to_le_bytes());
+            out.extend_from_slice(&l.len.to_le_bytes());
+        };
+        for (k, l) in &ix.fixed {
             out.extend_from_slice(k);
-            for v in [l.off, l.len as u64, l.hash] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            if let Some(v) = value {
-                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-                out.extend_from_slice(v);
-            }
+            put_loc(&mut out, l);
+            out.extend_from_slice(&l.hash.to_le_bytes());
+        }
+        out.extend_from_slice(&(ix.other.len() as u64).to_le_bytes());
+        for (k, l) in &ix.other {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+            put_loc(&mut out, l);
+            out.extend_from_slice(&l.hash.to_le_bytes());
+        }
+        out.extend_from_slice(&(ix.timeline.len() as u64).to_le_bytes());
+        for (k, (l, v)) in &ix.timeline {
+            let (k, v) = (k.as_slice(), v.as_slice());
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+            put_loc(&mut out, l);
+            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            out.extend_from_slice(v);
         }
         let sum = xxh3_64(&out);
         out.extend_from_slice(&sum.to_le_bytes());

@@ -447,6 +447,19 @@ impl Store {
             .with_index(self.crypt.as_deref(), |ix| ix.get(tree, key))
     }
 
+    /// Calls `f` with each `timeline` key and value starting with `prefix`,
+    /// in key order, straight from the in-memory index (no copies: a
+    /// conversation of a million messages is walked without a million
+    /// allocations). `f` must not write to the store.
+    pub fn for_each_timeline(
+        &self,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), StoreError> {
+        self.log
+            .with_index(self.crypt.as_deref(), |ix| ix.for_each_timeline(prefix, f))
+    }
+
     /// The stored form of `key` in `tree`.
     fn stored_key(&self, tree: Tree, key: &[u8]) -> Vec<u8> {
         match (&self.crypt, tree) {
@@ -605,7 +618,13 @@ impl Store {
         // The same key twice is one record: the last value wins; import order kept.
         let mut last = vec![true; logged.len()];
         {
-            let mut seen = std::collections::HashSet::with_capacity(logged.len());
+            let mut seen: std::collections::HashSet<
+                _,
+                std::hash::BuildHasherDefault<log::FastHasher>,
+            > = std::collections::HashSet::with_capacity_and_hasher(
+                logged.len(),
+                Default::default(),
+            );
             for (i, (tree, key, _)) in logged.iter().enumerate().rev() {
                 last[i] = seen.insert((*tree, key.as_slice()));
             }
@@ -617,12 +636,13 @@ impl Store {
         );
         let mut new_messages = 0;
         for ((tree, key, value), _) in logged.into_iter().zip(last).filter(|(_, l)| *l) {
-            let k = self.stored_key(tree, &key);
             if self.crypt.is_some() {
+                let k = self.stored_key(tree, &key);
                 let v = self.seal_value(tree, &k, value.clone())?;
                 prebuilt.put(tree, key, &k, &v, &value);
             } else {
-                prebuilt.put(tree, key, &k, &value, &value);
+                // Stored as given: no copy of the key.
+                prebuilt.put_plain(tree, key, &value);
             }
             new_messages += (tree == Tree::Messages) as i64;
         }
