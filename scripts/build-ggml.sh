@@ -86,6 +86,19 @@ link() {
   # configured folder): drop those caches so the next build configures again.
   local target="${CARGO_TARGET_DIR:-$repo/target}"
   case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+  # llama-cpp-sys-2 and whisper-rs-sys each bundle a copy of the ggml they were
+  # built against into their rlib, and neither rebuilds when ggml changes (new
+  # flags, new CPU): drop their outputs once per ggml so cargo builds them
+  # again against this one (a few minutes), instead of linking a stale copy.
+  local stamp="$target/twin-ggml-prefix"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$prefix" ]; then
+    if ls -d "$target"/*/.fingerprint/llama-cpp-sys-2-* "$target"/*/.fingerprint/whisper-rs-sys-* >/dev/null 2>&1; then
+      rm -rf "$target"/*/.fingerprint/{llama-cpp-sys-2,whisper-rs-sys}-* "$target"/*/build/{llama-cpp-sys-2,whisper-rs-sys}-*
+      echo "build-ggml: ggml changed; llama.cpp and whisper.cpp rebuild against it on the next cargo build" >&2
+    fi
+    mkdir -p "$target"
+    echo "$prefix" >"$stamp"
+  fi
   grep -l "ggml-missing" "$target"/*/build/{llama-cpp-sys-2,whisper-rs-sys}-*/out/build/CMakeCache.txt 2>/dev/null | while read -r cache; do
     rm -f "$cache"
     echo "build-ggml: reset $(dirname "$cache") (it was configured without ggml)" >&2
