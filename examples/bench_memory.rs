@@ -1,6 +1,8 @@
 //! twin's side of `scripts/bench-memory` (run by hand, never in CI; built only
-//! with `--features bench`). Three commands:
+//! with `--features bench`). Four commands:
 //!
+//!   bench_memory weights
+//!       prints how twin stores the model's matrices on this machine (f32/bf16).
 //!   bench_memory convert MINILM_DIR OUT.gguf
 //!       converts the downloaded all-MiniLM-L6-v2 folder as twin does.
 //!   bench_memory embed GGUF TEXTS.jsonl OUT.f32 THREADS [TOKENS,SEQS]
@@ -25,6 +27,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
+use twin::memory::convert;
 use twin::memory::embed::{self, Embedder, LlamaEmbedder};
 use twin::memory::index::{self, VectorIndex};
 
@@ -182,14 +185,23 @@ fn search(args: &[String]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        // The weights twin itself converts to on this machine (its default
+        // model), so the bench times what a user runs.
+        Some("weights") => println!("{}", convert::Weights::preferred().name()),
         Some("convert") if args.len() == 3 => {
-            twin::memory::convert::bert_to_gguf(Path::new(&args[1]), Path::new(&args[2]))
-                .unwrap_or_else(|e| panic!("{e}"));
+            convert::bert_to_gguf_as(
+                Path::new(&args[1]),
+                Path::new(&args[2]),
+                convert::Weights::preferred(),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
         Some("embed") => embed(&args[1..]),
         Some("index") => search(&args[1..]),
         _ => {
-            eprintln!("usage: bench_memory embed|index ... (see scripts/bench-memory)");
+            eprintln!(
+                "usage: bench_memory weights|convert|embed|index ... (see scripts/bench-memory)"
+            );
             std::process::exit(2);
         }
     }

@@ -37,6 +37,24 @@ if [ -z "$src" ]; then
 fi
 [ -n "$src" ] && [ -d "$src/llama.cpp/ggml" ] || { echo "build-ggml: no sources of llama-cpp-sys-2 $version under $cargo_home/registry/src (cargo fetch)" >&2; exit 1; }
 
+# The wider instruction sets of the CPU building it, named one by one (ggml
+# runs its matrix products in them: embeddings, prompt processing, whisper).
+# Everything is built from source on the machine that runs it; set
+# TWIN_GGML_PORTABLE=1 to build the AVX2 baseline only (a binary to copy to
+# another machine). The flags are part of the cache key below.
+cpu_flags=()
+if [ "${TWIN_GGML_PORTABLE:-0}" != 1 ] && [ -r /proc/cpuinfo ]; then
+  have=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { case "$have" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+  if has avx512f && has avx512cd && has avx512vl && has avx512dq && has avx512bw; then
+    cpu_flags+=(-DGGML_AVX512=ON)
+    has avx512vbmi && cpu_flags+=(-DGGML_AVX512_VBMI=ON)
+    has avx512_vnni && cpu_flags+=(-DGGML_AVX512_VNNI=ON)
+    has avx512_bf16 && cpu_flags+=(-DGGML_AVX512_BF16=ON)
+  fi
+  has avx_vnni && cpu_flags+=(-DGGML_AVX_VNNI=ON)
+fi
+
 # Portable AVX2 baseline: GGML_NATIVE=OFF (never -march=native: ggml's AMX
 # code crashes with it on some CPUs). llamafile's kernels keep prompt speed
 # (~30 % slower without). OpenMP as llama-cpp-2's `openmp` feature.
@@ -46,6 +64,7 @@ flags=(
   -DCMAKE_POSITION_INDEPENDENT_CODE=ON
   -DGGML_NATIVE=OFF
   -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+  "${cpu_flags[@]}"
   -DGGML_OPENMP=ON
   -DGGML_LLAMAFILE=ON
   -DGGML_CUDA="$cuda"
@@ -67,6 +86,19 @@ link() {
   # configured folder): drop those caches so the next build configures again.
   local target="${CARGO_TARGET_DIR:-$repo/target}"
   case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+  # llama-cpp-sys-2 and whisper-rs-sys each bundle a copy of the ggml they were
+  # built against into their rlib, and neither rebuilds when ggml changes (new
+  # flags, new CPU): drop their outputs once per ggml so cargo builds them
+  # again against this one (a few minutes), instead of linking a stale copy.
+  local stamp="$target/twin-ggml-prefix"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$prefix" ]; then
+    if ls -d "$target"/*/.fingerprint/llama-cpp-sys-2-* "$target"/*/.fingerprint/whisper-rs-sys-* >/dev/null 2>&1; then
+      rm -rf "$target"/*/.fingerprint/{llama-cpp-sys-2,whisper-rs-sys}-* "$target"/*/build/{llama-cpp-sys-2,whisper-rs-sys}-*
+      echo "build-ggml: ggml changed; llama.cpp and whisper.cpp rebuild against it on the next cargo build" >&2
+    fi
+    mkdir -p "$target"
+    echo "$prefix" >"$stamp"
+  fi
   grep -l "ggml-missing" "$target"/*/build/{llama-cpp-sys-2,whisper-rs-sys}-*/out/build/CMakeCache.txt 2>/dev/null | while read -r cache; do
     rm -f "$cache"
     echo "build-ggml: reset $(dirname "$cache") (it was configured without ggml)" >&2

@@ -445,4 +445,29 @@ fn minilm_matches_sentence_transformers() {
     // Batching does not change a vector.
     let one = e.embed(&texts[..1]).unwrap();
     assert!(twin::memory::embed::dot(&one[0], &got[0]) > 0.9999);
+
+    // The bfloat16 conversion (what twin picks on AVX512-BF16 machines) gives
+    // the same vectors up to rounding, whichever ggml runs it.
+    let bf16 = out.path().join("minilm.bf16.gguf");
+    twin::memory::convert::bert_to_gguf_as(
+        &dir.join("all-MiniLM-L6-v2"),
+        &bf16,
+        twin::memory::convert::Weights::Bf16,
+    )
+    .unwrap();
+    assert!(std::fs::metadata(&bf16).unwrap().len() < std::fs::metadata(&gguf).unwrap().len());
+    let e16 = twin::memory::embed::LlamaEmbedder::load(&bf16, 2).unwrap();
+    let got16 = e16.embed(&texts).unwrap();
+    let mut worst16 = 1.0f32;
+    for (a, b) in got.iter().zip(&got16) {
+        worst16 = worst16.min(twin::memory::embed::dot(a, b));
+    }
+    eprintln!(
+        "MiniLM bf16 vs f32 weights: lowest cosine {worst16:.6}; twin picks {:?} here",
+        twin::memory::convert::Weights::preferred()
+    );
+    assert!(
+        worst16 > 0.999,
+        "bf16 weights moved a vector: cosine {worst16}"
+    );
 }

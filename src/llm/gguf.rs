@@ -728,6 +728,23 @@ impl Writer {
         self
     }
 
+    /// A bfloat16 tensor from f32 values (rounded to nearest, ties to even);
+    /// `dims` in ggml order.
+    pub fn tensor_bf16(&mut self, name: &str, dims: &[u64], data: &[f32]) -> &mut Writer {
+        assert_eq!(
+            dims.iter().product::<u64>(),
+            data.len() as u64,
+            "tensor {name}: dims and data disagree"
+        );
+        let bytes = data
+            .iter()
+            .flat_map(|v| bf16_bits(*v).to_le_bytes())
+            .collect();
+        self.tensors
+            .push((name.to_string(), dims.to_vec(), GGML_TYPE_BF16, bytes));
+        self
+    }
+
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let mut w = BufWriter::new(File::create(path)?);
         w.write_all(&self.to_bytes())?;
@@ -768,6 +785,19 @@ impl Writer {
     }
 }
 
+/// ggml's type id of bfloat16 tensors.
+pub const GGML_TYPE_BF16: u32 = 30;
+
+/// The bfloat16 nearest to `x` (ties to even), as ggml stores it.
+pub fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) as u16) | 0x40;
+    }
+    let round = 0x7fff + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -800,6 +830,18 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        assert_eq!(bf16_bits(-2.0), 0xc000);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even one.
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(bf16_bits(f32::INFINITY), 0x7f80);
+        assert_eq!(bf16_bits(f32::MAX), 0x7f80); // rounds up to infinity
+        assert!(bf16_bits(f32::NAN) & 0x7f != 0 && bf16_bits(f32::NAN) & 0x7f80 == 0x7f80);
+    }
 
     fn small(dir: &Path) -> PathBuf {
         let path = dir.join("m.gguf");

@@ -3,7 +3,8 @@
 //! GGUF that llama.cpp's BERT graph runs in embedding mode (mean pooling).
 //!
 //! Why llama.cpp and not candle: the chat engine already links llama.cpp, its
-//! CPU kernels (llamafile sgemm, AVX2) are the fastest we have, and its WordPiece
+//! CPU kernels (llamafile sgemm, in the widest instruction set
+//! the building CPU has, see scripts/build-ggml.sh) are the fastest we have, and its WordPiece
 //! tokenizer is exactly BERT's, so embeddings need no second inference stack and
 //! no `tokenizers` dependency. The conversion is ours: safetensors is a JSON
 //! header plus raw little-endian tensors, and the GGUF layout is llama.cpp's
@@ -17,8 +18,46 @@ use crate::llm::gguf::{Value, Writer};
 
 /// The folder name of the default embedding model inside the models folder.
 pub const MINILM_DIR: &str = "all-MiniLM-L6-v2";
-/// The converted file written next to it.
+/// The converted file written next to it (f32 weights).
 pub const MINILM_GGUF: &str = "all-MiniLM-L6-v2.gguf";
+/// The same with its matrices in bfloat16, for CPUs that multiply those natively.
+pub const MINILM_GGUF_BF16: &str = "all-MiniLM-L6-v2.bf16.gguf";
+
+/// How the converted model stores its weight matrices (embeddings, norms and
+/// biases stay f32 either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    F32,
+    /// bfloat16 matrices: ggml multiplies them with AVX512-BF16 at ~1.5x the
+    /// f32 rate; the vectors move by ~1e-5 in cosine (tests/memory.rs).
+    Bf16,
+}
+
+impl Weights {
+    /// Bf16 where the linked ggml was built with AVX512-BF16 (scripts/build-ggml.sh
+    /// turns it on when the CPU building it has it) and this CPU runs it; f32
+    /// elsewhere, where ggml would convert bf16 slowly.
+    pub fn preferred() -> Weights {
+        // SAFETY: a constant query of how ggml was compiled.
+        let built = unsafe { llama_cpp_sys_2::ggml_cpu_has_avx512_bf16() } != 0;
+        #[cfg(target_arch = "x86_64")]
+        let runs = std::is_x86_feature_detected!("avx512bf16");
+        #[cfg(not(target_arch = "x86_64"))]
+        let runs = false;
+        if built && runs {
+            Weights::Bf16
+        } else {
+            Weights::F32
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Weights::F32 => "f32",
+            Weights::Bf16 => "bf16",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
@@ -105,9 +144,15 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, ConvertError
     Ok(out)
 }
 
-/// Convert the Hugging Face BERT folder `dir` into a GGUF at `out` (written to a
-/// temporary name, then renamed, so a crash never leaves a half file).
+/// Convert the Hugging Face BERT folder `dir` into an f32 GGUF at `out`.
 pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
+    bert_to_gguf_as(dir, out, Weights::F32)
+}
+
+/// Convert the Hugging Face BERT folder `dir` into a GGUF at `out` with its
+/// matrices stored as `weights` (written to a temporary name, then renamed, so
+/// a crash never leaves a half file).
+pub fn bert_to_gguf_as(dir: &Path, out: &Path, weights: Weights) -> Result<(), ConvertError> {
     let cfg_path = dir.join("config.json");
     let cfg: serde_json::Value =
         serde_json::from_slice(&fs::read(&cfg_path).map_err(io(&cfg_path))?)
@@ -182,7 +227,11 @@ pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
     w.kv("general.architecture", Value::Str("bert".into()))
         .kv("general.type", Value::Str("model".into()))
         .kv("general.name", Value::Str("all-MiniLM-L6-v2".into()))
-        .kv("general.file_type", Value::U32(0))
+        // llama.cpp's file types: 0 all f32, 32 mostly bf16.
+        .kv(
+            "general.file_type",
+            Value::U32(if weights == Weights::Bf16 { 32 } else { 0 }),
+        )
         .kv("bert.context_length", Value::U32(ctx as u32))
         .kv("bert.embedding_length", Value::U32(hidden as u32))
         .kv("bert.feed_forward_length", Value::U32(ff as u32))
@@ -213,7 +262,13 @@ pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
     let mut put = |w: &mut Writer, gguf: &str, hf: &str| -> Result<(), ConvertError> {
         let x = take(hf)?;
         let dims: Vec<u64> = x.shape.iter().rev().copied().collect();
-        w.tensor_f32(gguf, &dims, &x.data);
+        // Only the layers' weight matrices: the embedding tables are looked up
+        // and added (ggml adds f32 only), norms and biases are vectors.
+        if weights == Weights::Bf16 && gguf.starts_with("blk.") && dims.len() == 2 {
+            w.tensor_bf16(gguf, &dims, &x.data);
+        } else {
+            w.tensor_f32(gguf, &dims, &x.data);
+        }
         Ok(())
     };
     put(
@@ -271,7 +326,11 @@ pub fn bert_to_gguf(dir: &Path, out: &Path) -> Result<(), ConvertError> {
 /// The default embedding GGUF in `models_dir`, converting it from the
 /// downloaded folder the first time. `None` when neither is there.
 pub fn default_model(models_dir: &Path) -> Result<Option<PathBuf>, ConvertError> {
-    let gguf = models_dir.join(MINILM_GGUF);
+    let weights = Weights::preferred();
+    let gguf = models_dir.join(match weights {
+        Weights::F32 => MINILM_GGUF,
+        Weights::Bf16 => MINILM_GGUF_BF16,
+    });
     let src = models_dir.join(MINILM_DIR);
     let src_time = fs::metadata(src.join("model.safetensors"))
         .and_then(|m| m.modified())
@@ -289,6 +348,6 @@ pub fn default_model(models_dir: &Path) -> Result<Option<PathBuf>, ConvertError>
         return Ok(None);
     }
     tracing::info!("converting {} to {}", src.display(), gguf.display());
-    bert_to_gguf(&src, &gguf)?;
+    bert_to_gguf_as(&src, &gguf, weights)?;
     Ok(Some(gguf))
 }

@@ -16,10 +16,13 @@ use llama_cpp_2::token::LlamaToken;
 /// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2: longer texts
 /// are truncated to this many tokens ([CLS] and [SEP] included).
 pub const MAX_TOKENS: usize = 256;
-/// Tokens packed into one llama.cpp batch (several texts share it).
-pub const BATCH_TOKENS: usize = 2048;
+/// Tokens packed into one llama.cpp batch (several texts share it). llama.cpp's
+/// encoder attends across the whole packed batch (masked per text), so that
+/// work grows with the square of this: 512 / 16 ran 12% faster than 2048 / 64
+/// on 2 threads (BENCHMARKS.md, memory), and smaller packs lose matrix speed.
+pub const BATCH_TOKENS: usize = 512;
 /// Texts in one batch at most.
-pub const BATCH_SEQS: usize = 64;
+pub const BATCH_SEQS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
