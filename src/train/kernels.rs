@@ -10,7 +10,11 @@
 //!   and the `[vocab, n_embd]` output layer a training step paid a second
 //!   weight-sized matmul, a zeroed weight-sized buffer and an add, all thrown
 //!   away. This op runs the same forward matmul and its backward is the one
-//!   matmul the input needs (`grad @ W`).
+//!   matmul the input needs (`grad @ W`). On the CPU the weight is held in both
+//!   orientations ([`Frozen`]): the `gemm` crate streams its left operand down
+//!   columns, so `x @ W^T` read from the row-major `W` had it copy (pack) the
+//!   whole weight on every call, forward, every step; `W^T` stored contiguous
+//!   once at load feeds the forward as it is, and `W` the backward.
 //! - [`cross_entropy`]: `-log softmax(logits)[target]` per row in one pass over
 //!   the `[rows, vocab]` logits, and its gradient `softmax - onehot` in one
 //!   more. candle's `log_softmax` and `gather` allocate four logits-sized
@@ -31,7 +35,39 @@ use std::sync::Arc;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Result, Shape, Tensor};
 
-struct FrozenLinear;
+/// A frozen weight `[out, in]` for [`linear`]. On the CPU it keeps `W^T`
+/// (`[in, out]`, contiguous) beside `W`: the forward reads the one, the backward
+/// the other, and the matmul packs neither (see the module notes). It costs a
+/// second copy of each weight in memory (about 0.5 GB for SmolLM2-135M).
+#[derive(Clone)]
+pub struct Frozen {
+    w: Tensor,
+    wt: Option<Tensor>,
+}
+
+impl Frozen {
+    /// `w` (`[out, in]`), with its contiguous transpose when it lives on the CPU.
+    pub fn new(w: Tensor) -> Result<Frozen> {
+        let w = w.contiguous()?;
+        let wt = if w.device().is_cpu() {
+            Some(w.t()?.contiguous()?)
+        } else {
+            None
+        };
+        Ok(Frozen { w, wt })
+    }
+
+    /// The weight as loaded, `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.w
+    }
+}
+
+/// `x @ W^T` from `x` `[n, in]` and `W^T` `[in, out]`; the backward reads `w`.
+struct FrozenLinear {
+    /// `[out, in]`, contiguous.
+    w: Tensor,
+}
 
 impl CustomOp2 for FrozenLinear {
     fn name(&self) -> &'static str {
@@ -58,23 +94,22 @@ impl CustomOp2 for FrozenLinear {
     fn bwd(
         &self,
         _x: &Tensor,
-        wt: &Tensor,
+        _wt: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // y = x W^T  =>  dL/dx = dL/dy W; W gets nothing (it is frozen).
-        Ok((Some(grad.matmul(&wt.t()?)?), None))
+        Ok((Some(grad.matmul(&self.w)?), None))
     }
 }
 
 /// `x` (`[n, in]`) times the transpose of the frozen `w` (`[out, in]`):
 /// `[n, out]`. Gradients reach `x`, never `w`. Off the CPU it is candle's
 /// plain matmul (the custom op has only a CPU kernel).
-pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
-        x.apply_op2(&w.t()?, FrozenLinear)
-    } else {
-        x.matmul(&w.t()?)
+pub fn linear(x: &Tensor, w: &Frozen) -> Result<Tensor> {
+    match &w.wt {
+        Some(wt) if x.device().is_cpu() => x.apply_op2(wt, FrozenLinear { w: w.w.clone() }),
+        _ => x.matmul(&w.w.t()?),
     }
 }
 
@@ -554,7 +589,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::linear;
+    use super::{Frozen, linear};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
@@ -584,7 +619,7 @@ mod tests {
             &dev,
         )
         .unwrap();
-        let y1 = linear(x.as_tensor(), &w).unwrap();
+        let y1 = linear(x.as_tensor(), &Frozen::new(w.clone()).unwrap()).unwrap();
         let y2 = x.as_tensor().matmul(&w.t().unwrap()).unwrap();
         assert!(max_diff(&y1, &y2) < 1e-6);
         // A loss that is not linear in y, so the gradient depends on it.

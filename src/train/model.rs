@@ -36,6 +36,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{D, DType, Device, Tensor};
 
 use super::TrainError;
+use super::kernels::Frozen;
 use super::lora::Lora;
 
 /// The architectures whose forward pass twin implements.
@@ -130,7 +131,7 @@ struct Layer {
     attn_norm: Tensor,
     ffn_norm: Tensor,
     /// `[out, in]` for each of [`TARGETS`], in that order.
-    proj: Vec<Tensor>,
+    proj: Vec<Frozen>,
     /// `[out]` where the GGUF has `<target>.bias` (qwen2's q, k and v).
     bias: Vec<Option<Tensor>>,
     /// `[head_dim]`: QK-norm weights.
@@ -151,7 +152,7 @@ pub struct Model {
     embd: Tensor,
     output_norm: Tensor,
     /// `[vocab, n_embd]`; the embedding itself when the model ties them.
-    output: Tensor,
+    output: Frozen,
     output_bias: Option<Tensor>,
     layers: Vec<Layer>,
     /// `[context, head_dim / 2]` for global layers, then for sliding-window ones.
@@ -266,6 +267,8 @@ impl Model {
         } else {
             embd.clone()
         };
+        let frozen = |w: Tensor| Frozen::new(w).map_err(|e| bad(e.to_string()));
+        let output = frozen(output)?;
         let output_bias = if has("output.bias") {
             Some(tensor("output.bias")?)
         } else {
@@ -276,7 +279,7 @@ impl Model {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             let proj = TARGETS
                 .iter()
-                .map(|t| tensor(&p(t)))
+                .map(|t| frozen(tensor(&p(t))?))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut bias = Vec::with_capacity(TARGETS.len());
             for t in TARGETS {
@@ -327,7 +330,7 @@ impl Model {
         }
         let n_ff = layers
             .first()
-            .map(|l| l.proj[4].dim(0))
+            .map(|l| l.proj[4].weight().dim(0))
             .transpose()
             .map_err(|e| bad(e.to_string()))?
             .unwrap_or(0);
@@ -407,9 +410,9 @@ impl Model {
     }
 
     /// `x` `[n, in]` times the transpose of the frozen weight `w` `[out, in]`.
-    fn linear(&self, x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    fn linear(&self, x: &Tensor, w: &Frozen) -> candle_core::Result<Tensor> {
         if self.reference_ops {
-            x.matmul(&w.t()?)
+            x.matmul(&w.weight().t()?)
         } else {
             super::kernels::linear(x, w)
         }
@@ -420,7 +423,7 @@ impl Model {
         let mut out = HashMap::new();
         for (l, layer) in self.layers.iter().enumerate() {
             for (t, w) in TARGETS.iter().zip(&layer.proj) {
-                let (o, i) = w.dims2().unwrap_or((0, 0));
+                let (o, i) = w.weight().dims2().unwrap_or((0, 0));
                 out.insert(format!("blk.{l}.{t}.weight"), (o, i));
             }
         }
@@ -429,7 +432,7 @@ impl Model {
 
     /// The frozen weight of a target projection (`[out, in]`), for tests that merge.
     pub fn weight(&self, layer: usize, target: usize) -> &Tensor {
-        &self.layers[layer].proj[target]
+        self.layers[layer].proj[target].weight()
     }
 
     /// Logits `[batch, seq, vocab]` for `tokens` (`[batch, seq]`, u32), with `lora` applied.
