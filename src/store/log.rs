@@ -94,79 +94,61 @@ impl std::hash::Hasher for KeyHasher {
 /// time (8), message key (16).
 const TIMELINE_KEY: usize = 1 + 8 + 8 + 16;
 
-/// A timeline key in memory: the usual 33 bytes inline, so a million entries
-/// are not a million allocations; any other length boxed.
+/// Bytes kept inline when they are exactly `N` long (the usual shape), so a
+/// million timeline entries are not a million allocations; any other length
+/// boxed. Compares as its bytes (what `Borrow<[u8]>` lookups need).
 #[derive(Clone)]
-enum TKey {
-    Inline([u8; TIMELINE_KEY]),
+enum Small<const N: usize> {
+    Inline([u8; N]),
     Boxed(Box<[u8]>),
 }
 
-impl TKey {
-    fn new(key: &[u8]) -> TKey {
-        match <[u8; TIMELINE_KEY]>::try_from(key) {
-            Ok(k) => TKey::Inline(k),
-            Err(_) => TKey::Boxed(key.into()),
+impl<const N: usize> Small<N> {
+    fn new(bytes: &[u8]) -> Small<N> {
+        match <[u8; N]>::try_from(bytes) {
+            Ok(b) => Small::Inline(b),
+            Err(_) => Small::Boxed(bytes.into()),
         }
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            TKey::Inline(k) => k,
-            TKey::Boxed(k) => k,
+            Small::Inline(b) => b,
+            Small::Boxed(b) => b,
         }
     }
 }
 
-impl std::borrow::Borrow<[u8]> for TKey {
+impl<const N: usize> std::borrow::Borrow<[u8]> for Small<N> {
     fn borrow(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
-impl PartialEq for TKey {
-    fn eq(&self, other: &TKey) -> bool {
+impl<const N: usize> PartialEq for Small<N> {
+    fn eq(&self, other: &Small<N>) -> bool {
         self.as_slice() == other.as_slice()
     }
 }
 
-impl Eq for TKey {}
+impl<const N: usize> Eq for Small<N> {}
 
-impl PartialOrd for TKey {
-    fn partial_cmp(&self, other: &TKey) -> Option<std::cmp::Ordering> {
+impl<const N: usize> PartialOrd for Small<N> {
+    fn partial_cmp(&self, other: &Small<N>) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-/// Byte order, as the slices compare (what `Borrow<[u8]>` lookups need).
-impl Ord for TKey {
-    fn cmp(&self, other: &TKey) -> std::cmp::Ordering {
+impl<const N: usize> Ord for Small<N> {
+    fn cmp(&self, other: &Small<N>) -> std::cmp::Ordering {
         self.as_slice().cmp(other.as_slice())
     }
 }
 
+/// A timeline key in memory: the usual 33 bytes inline.
+type TKey = Small<TIMELINE_KEY>;
 /// A timeline value in memory: the usual 8 bytes (the author) inline.
-#[derive(Clone)]
-enum TValue {
-    Eight([u8; 8]),
-    Boxed(Box<[u8]>),
-}
-
-impl TValue {
-    fn new(v: &[u8]) -> TValue {
-        match <[u8; 8]>::try_from(v) {
-            Ok(v) => TValue::Eight(v),
-            Err(_) => TValue::Boxed(v.into()),
-        }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            TValue::Eight(v) => v,
-            TValue::Boxed(v) => v,
-        }
-    }
-}
+type TValue = Small<8>;
 
 /// A quick hasher for keys of any shape (XXH3 of the bytes written), for the
 /// short-lived sets of one write.
