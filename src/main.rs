@@ -27,6 +27,15 @@ fn main() {
     // SAFETY: mimalloc's options may be set at any time; it is called before
     // any other thread exists anyway.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    // No transparent huge pages for this process: the first touch of any
+    // byte of a fresh 2 MiB region has the kernel clear all of it, and an
+    // import (maps that grow, buffers per batch, in regions mimalloc had
+    // advised huge before main) spent a quarter of its time in the kernel's
+    // page clearing: 1.6 of 4.9 CPU s for 1M WhatsApp messages, 0.6 without.
+    // See BENCHMARKS.md ("Ingest"). Checked at each fault, so it covers
+    // what was mapped before this line too.
+    // SAFETY: a plain prctl on this process; no memory is touched.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     // SAFETY: the first thing twin does, before any thread exists.
     unsafe { twin::train::configure_cpu_threads() };
     std::process::exit(twin::cli::main());
