@@ -23,8 +23,9 @@ use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::value::{self, Value};
+use crate::ingest::records::Message;
 use crate::jobs::{JobCtx, Level};
-use crate::store::{Store, Tree, TxError, migrate};
+use crate::store::{Record, Store, Tree, TxError, migrate};
 
 pub const FORMAT: &str = "twin-bundle";
 pub const BUNDLE_VERSION: u32 = 1;
@@ -127,8 +128,28 @@ fn tree_by_name(name: &str) -> Option<Tree> {
     Tree::ALL.into_iter().find(|t| t.name() == name)
 }
 
+/// A message in its compact stored form (not MessagePack) as the
+/// MessagePack form with field names it had before (version 1), so a bundle
+/// shows it as JSON like every other record; import stores that form, which
+/// twin reads as the same message.
+fn readable_message(stored: &[u8]) -> Option<Vec<u8>> {
+    if stored.first() != Some(&<Message as Record>::VERSION) {
+        return None;
+    }
+    let m = crate::store::codec::decode::<Message>(stored).ok()?;
+    let mut out = vec![1u8];
+    rmp_serde::encode::write_named(&mut out, &m).ok()?;
+    Some(out)
+}
+
 /// One record as a bundle line.
-fn line_for(key: &[u8], stored: &[u8]) -> Line {
+fn line_for(tree: Tree, key: &[u8], stored: &[u8]) -> Line {
+    let readable = if tree == Tree::Messages {
+        readable_message(stored)
+    } else {
+        None
+    };
+    let stored = readable.as_deref().unwrap_or(stored);
     let mut line = Line {
         key: hex(key),
         version: None,
@@ -197,7 +218,7 @@ pub fn export(store: &Store, dir: &Path, ctx: &JobCtx) -> anyhow::Result<BundleR
         let mut n = 0u64;
         for kv in store.tree(tree).iter() {
             let (k, v) = kv?;
-            let line = line_for(&k, &v);
+            let line = line_for(tree, &k, &v);
             if tree == Tree::Memories {
                 memory_markdown(&mut memories_md, &line);
             }

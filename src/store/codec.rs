@@ -1,7 +1,9 @@
 //! Keys and values. Keys are built big-endian so sled's byte order is the
 //! natural order (ids, timestamps). Values are one version byte followed by
 //! MessagePack with field names, so a record can grow fields (`#[serde(default)]`)
-//! and an old version can be upgraded on read.
+//! and an old version can be upgraded on read. A record stored by the million
+//! (a message) may keep a compact form of its own instead
+//! ([`Record::encode_body`]); the version byte still tells the forms apart.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +28,8 @@ pub enum CodecError {
         #[source]
         source: rmp_serde::decode::Error,
     },
+    #[error("record in tree `{tree}` cannot be decoded: {detail}")]
+    Malformed { tree: &'static str, detail: String },
     #[error("record for tree `{tree}` cannot be encoded: {source}")]
     Encode {
         tree: &'static str,
@@ -41,6 +45,23 @@ pub trait Record: Serialize + DeserializeOwned {
     /// and teach [`Record::upgrade`] to read the old version.
     const VERSION: u8 = 1;
 
+    /// Write the value (after the version byte): MessagePack with field names
+    /// unless the record keeps a form of its own.
+    fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        rmp_serde::encode::write_named(out, self).map_err(|source| CodecError::Encode {
+            tree: Self::TREE.name(),
+            source,
+        })
+    }
+
+    /// Read a value of the current version (the bytes after the version byte).
+    fn decode_body(body: &[u8]) -> Result<Self, CodecError> {
+        rmp_serde::from_slice(body).map_err(|source| CodecError::Decode {
+            tree: Self::TREE.name(),
+            source,
+        })
+    }
+
     /// Read a value written with an older `version`.
     fn upgrade(version: u8, _body: &[u8]) -> Result<Self, CodecError> {
         Err(CodecError::UnknownVersion {
@@ -52,19 +73,22 @@ pub trait Record: Serialize + DeserializeOwned {
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![T::VERSION];
-    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode {
-        tree: T::TREE.name(),
-        source,
-    })?;
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
     Ok(out)
+}
+
+/// [`encode`], appending to `out`.
+pub fn encode_into<T: Record>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.push(T::VERSION);
+    value.encode_body(out)
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
     let tree = T::TREE.name();
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty { tree })?;
     if version == T::VERSION {
-        rmp_serde::from_slice(body).map_err(|source| CodecError::Decode { tree, source })
+        T::decode_body(body)
     } else {
         T::upgrade(version, body)
     }
