@@ -527,6 +527,8 @@ impl State {
 struct Pending {
     key: [u8; 16],
     msg: Message,
+    /// The local day of the message (days since 1970-01-01).
+    day: i64,
     /// Identities of the author, for aliases of a new contact.
     identities: Arc<[String]>,
     me: bool,
@@ -641,6 +643,8 @@ fn import_unit(
         voice: Vec::new(),
         unit_file: unit.files.first().cloned().unwrap_or_default(),
         forgotten: 0,
+        last_conversation: None,
+        resolved: HashMap::default(),
     };
     // The importer parses on its own thread while this one stores what it
     // has read (two cores: parsing and sled's write path overlap).
@@ -656,6 +660,7 @@ fn import_unit(
         people: 0,
         authors: HashSet::new(),
         known: HashMap::new(),
+        next_slot: 0,
         problems: Vec::new(),
         chunk: Vec::with_capacity(CHUNK),
         tx: Some(tx),
@@ -751,6 +756,10 @@ struct Parsed {
     key: [u8; 16],
     at_ms: i64,
     conversation: Id,
+    /// The local day of `at_ms` (worked out here, off the storing thread).
+    day: i64,
+    /// The author as the parsing thread numbered them (see [`AuthorInfo`]).
+    author_slot: u32,
     identities: Arc<[String]>,
     is_me: bool,
     raw: RawMessage,
@@ -761,6 +770,9 @@ struct Parsed {
 struct AuthorInfo {
     identities: Arc<[String]>,
     is_me: bool,
+    /// A number for the author, new for each author this thread meets (the
+    /// storing thread resolves each slot to a contact once).
+    slot: u32,
 }
 
 /// Authors remembered at most: an export has a few thousand; past this the
@@ -786,6 +798,8 @@ struct ParseSink<'a> {
     authors: HashSet<String>,
     /// Per-author work already done, by author as the export wrote them.
     known: HashMap<super::Author, AuthorInfo>,
+    /// The next [`AuthorInfo::slot`].
+    next_slot: u32,
     problems: Vec<Problem>,
     chunk: Vec<Parsed>,
     tx: Option<std::sync::mpsc::SyncSender<Item>>,
@@ -838,8 +852,8 @@ impl Sink for ParseSink<'_> {
             return;
         }
         self.people += 1;
-        let (identities, is_me) = match self.known.get(&m.author) {
-            Some(a) => (a.identities.clone(), a.is_me),
+        let (identities, is_me, author_slot) = match self.known.get(&m.author) {
+            Some(a) => (a.identities.clone(), a.is_me, a.slot),
             None => {
                 if self.known.len() >= MAX_CACHED_AUTHORS {
                     self.known.clear();
@@ -850,14 +864,17 @@ impl Sink for ParseSink<'_> {
                 }
                 let identities: Arc<[String]> = identity::identities(self.format, &m.author).into();
                 let is_me = self.me.is_me(&m.author, &identities);
+                let slot = self.next_slot;
+                self.next_slot = self.next_slot.wrapping_add(1);
                 self.known.insert(
                     m.author.clone(),
                     AuthorInfo {
                         identities: identities.clone(),
                         is_me,
+                        slot,
                     },
                 );
-                (identities, is_me)
+                (identities, is_me, slot)
             }
         };
         if self.seen <= self.resume_from {
@@ -874,6 +891,8 @@ impl Sink for ParseSink<'_> {
             key,
             at_ms,
             conversation,
+            day: self.zone.local_day(at_ms),
+            author_slot,
             identities,
             is_me,
             raw: m,
@@ -941,6 +960,12 @@ struct StoreSink<'a> {
     unit_file: PathBuf,
     /// Messages of forgotten contacts or conversations, skipped.
     forgotten: u64,
+    /// The conversation of the last message taken (its state is loaded).
+    last_conversation: Option<Id>,
+    /// Each author slot of this unit, resolved: contact and whether it is me.
+    /// An author's contact does not change during a unit (aliases are only
+    /// ever added, for identities that had none), so once is enough.
+    resolved: HashMap<u32, (Id, bool), BuildHasherDefault<KeyHasher>>,
 }
 
 impl StoreSink<'_> {
@@ -1012,6 +1037,8 @@ impl StoreSink<'_> {
             key,
             at_ms,
             conversation,
+            day,
+            author_slot,
             identities,
             is_me,
             raw: m,
@@ -1021,13 +1048,26 @@ impl StoreSink<'_> {
             self.forgotten += 1;
             return;
         }
-        if self.conversations.insert(conversation)
-            && let Err(e) = self.state.load_conversation(self.store, conversation)
-        {
-            self.fail(e.into());
-            return;
+        if self.last_conversation != Some(conversation) {
+            self.last_conversation = Some(conversation);
+            if self.conversations.insert(conversation)
+                && let Err(e) = self.state.load_conversation(self.store, conversation)
+            {
+                self.fail(e.into());
+                return;
+            }
         }
-        let (author, me) = self.resolve_author(&identities, is_me);
+        let (author, me) = match self.resolved.get(&author_slot) {
+            Some(&r) => r,
+            None => {
+                let r = self.resolve_author(&identities, is_me);
+                if self.resolved.len() >= MAX_CACHED_AUTHORS {
+                    self.resolved.clear();
+                }
+                self.resolved.insert(author_slot, r);
+                r
+            }
+        };
         if self.opts.voice.is_some() {
             for a in &m.attachments {
                 if let Some(name) = super::voice_notes::wants(&a.kind, a.name.as_deref()) {
@@ -1056,6 +1096,7 @@ impl StoreSink<'_> {
                 edited: m.edited,
                 transcribed: None,
             },
+            day,
             identities,
             me,
             conversation_native: m.conversation,
@@ -1153,10 +1194,17 @@ fn store_batch(
         previous = Some(key);
     }
     let mut bulk = Bulk::new();
+    bulk.reserve(
+        batch
+            .iter()
+            .map(|p| 16 + 64 + p.msg.text.len() + p.msg.author_name.len() + 33 + 8)
+            .sum(),
+        2 * batch.len(),
+    );
     for (p, _) in batch.iter().zip(&new).filter(|(_, n)| **n) {
         bulk.put_new(p.key, &p.msg)?;
-        let t = index::timeline(p.msg.conversation, p.msg.at_ms, &p.key);
-        bulk.put_new_raw(Tree::Timeline, t, p.msg.author.to_be_bytes().to_vec());
+        let t = index::timeline_bytes(p.msg.conversation, p.msg.at_ms, &p.key);
+        bulk.put_new_raw(Tree::Timeline, t, p.msg.author.to_be_bytes());
     }
     store.write_bulk(bulk, |tx| {
         // Messages already stored are written again, as they always were
@@ -1205,64 +1253,165 @@ struct Updates {
     days: HashMap<i64, u64>,
 }
 
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
+
+/// One author's messages in a batch, gathered in one pass.
+struct AuthorAgg<'a> {
+    /// Its first message in the batch.
+    first: &'a Pending,
+    me: bool,
+    new: u64,
+    first_ms: i64,
+    last_ms: i64,
+    /// Names of its new messages, with counts, in the order first seen.
+    names: Vec<(&'a str, u64)>,
+}
+
+/// One conversation's messages in a batch.
+struct ConvAgg<'a> {
+    first: &'a Pending,
+    title: Option<&'a String>,
+    group: Option<bool>,
+    /// Authors in the order they first wrote in the batch.
+    authors: Vec<Id>,
+    new: u64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
 impl Updates {
+    /// What the batch changes, gathered per author and per conversation
+    /// first (one pass over the messages, no record touched per message),
+    /// then applied to each touched record once. The result is what applying
+    /// the messages one by one in order would give.
     fn compute(
         batch: &[Pending],
         new: &[bool],
         state: &State,
         format: Format,
         source: Id,
-        zone: Zone,
+        _zone: Zone,
     ) -> Updates {
         let mut days: HashMap<i64, u64> = HashMap::new();
-        for (p, _) in batch.iter().zip(new).filter(|(_, n)| **n) {
-            *days.entry(zone.local_day(p.msg.at_ms)).or_default() += 1;
-        }
-        let mut contacts: HashMap<Id, Contact> = HashMap::new();
-        let mut conversations: HashMap<Id, Conversation> = HashMap::new();
-        let mut aliases = Vec::new();
-        // Participants of each conversation, for a quick "already there?".
-        let mut members: HashMap<Id, HashSet<Id>> = HashMap::new();
+        let mut last_day: Option<(i64, u64)> = None;
+        let mut authors: Vec<(Id, AuthorAgg)> = Vec::new();
+        let mut author_at: FastMap<Id, usize> = FastMap::default();
+        // Each distinct (author, identity list) in the order first seen:
+        // aliases are claimed in that order, as message order would.
+        let mut lists: Vec<(Id, &Arc<[String]>)> = Vec::new();
+        let mut convs: Vec<(Id, ConvAgg)> = Vec::new();
+        let mut conv_at: FastMap<Id, usize> = FastMap::default();
+        let mut members: HashSet<(Id, Id), BuildHasherDefault<KeyHasher>> = HashSet::default();
         for (p, &is_new) in batch.iter().zip(new) {
             let m = &p.msg;
-            let c = contacts.entry(m.author).or_insert_with(|| {
-                state
-                    .contacts
-                    .get(&m.author)
-                    .cloned()
-                    .unwrap_or_else(|| Contact {
-                        id: m.author,
-                        name: p.msg.author_name.clone(),
-                        names: Vec::new(),
-                        handles: Vec::new(),
-                        me: p.me,
-                        messages: 0,
-                        first_ms: m.at_ms,
-                        last_ms: m.at_ms,
-                        formats: Vec::new(),
-                    })
-            });
-            for identity in p.identities.iter() {
-                if !state.aliases.contains_key(identity)
-                    && !aliases.iter().any(|(i, _)| i == identity)
-                {
-                    aliases.push((identity.clone(), m.author));
-                }
-                if !identity.starts_with("name:") && !c.handles.contains(identity) {
-                    c.handles.push(identity.clone());
+            if is_new {
+                match &mut last_day {
+                    Some((d, n)) if *d == p.day => *n += 1,
+                    _ => {
+                        if let Some((d, n)) = last_day {
+                            *days.entry(d).or_default() += n;
+                        }
+                        last_day = Some((p.day, 1));
+                    }
                 }
             }
+            let i = *author_at.entry(m.author).or_insert_with(|| {
+                authors.push((
+                    m.author,
+                    AuthorAgg {
+                        first: p,
+                        me: false,
+                        new: 0,
+                        first_ms: i64::MAX,
+                        last_ms: i64::MIN,
+                        names: Vec::new(),
+                    },
+                ));
+                authors.len() - 1
+            });
+            let agg = &mut authors[i].1;
+            agg.me |= p.me;
+            if std::ptr::eq(agg.first, p) {
+                lists.push((m.author, &p.identities));
+            } else if !Arc::ptr_eq(&agg.first.identities, &p.identities)
+                && !lists
+                    .iter()
+                    .any(|(a, l)| *a == m.author && Arc::ptr_eq(l, &p.identities))
+            {
+                // The same contact under another identity list (rare).
+                lists.push((m.author, &p.identities));
+            }
+            if is_new {
+                agg.new += 1;
+                agg.first_ms = agg.first_ms.min(m.at_ms);
+                agg.last_ms = agg.last_ms.max(m.at_ms);
+                match agg.names.iter_mut().find(|(n, _)| *n == m.author_name) {
+                    Some((_, k)) => *k += 1,
+                    None => agg.names.push((&m.author_name, 1)),
+                }
+            }
+            let j = *conv_at.entry(m.conversation).or_insert_with(|| {
+                convs.push((
+                    m.conversation,
+                    ConvAgg {
+                        first: p,
+                        title: None,
+                        group: None,
+                        authors: Vec::new(),
+                        new: 0,
+                        first_ms: i64::MAX,
+                        last_ms: i64::MIN,
+                    },
+                ));
+                convs.len() - 1
+            });
+            let c = &mut convs[j].1;
+            if c.title.is_none() {
+                c.title = p.title.as_ref();
+            }
+            if c.group.is_none() {
+                c.group = p.group;
+            }
+            if members.insert((m.conversation, m.author)) {
+                c.authors.push(m.author);
+            }
+            if is_new {
+                c.new += 1;
+                c.first_ms = c.first_ms.min(m.at_ms);
+                c.last_ms = c.last_ms.max(m.at_ms);
+            }
+        }
+        if let Some((d, n)) = last_day {
+            *days.entry(d).or_default() += n;
+        }
+
+        let mut contacts: HashMap<Id, Contact> = HashMap::with_capacity(authors.len());
+        for (id, agg) in &authors {
+            let p = agg.first;
+            let mut c = state.contacts.get(id).cloned().unwrap_or_else(|| Contact {
+                id: *id,
+                name: p.msg.author_name.clone(),
+                names: Vec::new(),
+                handles: Vec::new(),
+                me: p.me,
+                messages: 0,
+                first_ms: p.msg.at_ms,
+                last_ms: p.msg.at_ms,
+                formats: Vec::new(),
+            });
             if !c.formats.contains(&format) {
                 c.formats.push(format);
             }
-            c.me |= p.me;
-            if is_new {
-                c.messages += 1;
-                c.first_ms = c.first_ms.min(m.at_ms);
-                c.last_ms = c.last_ms.max(m.at_ms);
-                match c.names.iter_mut().find(|(n, _)| *n == p.msg.author_name) {
-                    Some((_, k)) => *k += 1,
-                    None => c.names.push((p.msg.author_name.clone(), 1)),
+            c.me |= agg.me;
+            if agg.new > 0 {
+                c.messages += agg.new;
+                c.first_ms = c.first_ms.min(agg.first_ms);
+                c.last_ms = c.last_ms.max(agg.last_ms);
+                for (name, k) in &agg.names {
+                    match c.names.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, n)) => *n += k,
+                        None => c.names.push(((*name).to_owned(), *k)),
+                    }
                 }
                 // The most used name; on a tie the first one seen.
                 let mut best: Option<&(String, u64)> = None;
@@ -1275,43 +1424,64 @@ impl Updates {
                     c.name = name.clone();
                 }
             }
-            let conv = conversations.entry(m.conversation).or_insert_with(|| {
-                state
-                    .conversations
-                    .get(&m.conversation)
-                    .cloned()
-                    .unwrap_or_else(|| Conversation {
-                        id: m.conversation,
-                        source,
-                        format,
-                        native: p.conversation_native.clone(),
-                        title: p.title.clone(),
-                        group: p.group,
-                        participants: Vec::new(),
-                        messages: 0,
-                        first_ms: m.at_ms,
-                        last_ms: m.at_ms,
-                        windows_stale: false,
-                    })
-            });
+            contacts.insert(*id, c);
+        }
+        let mut aliases = Vec::new();
+        let mut claimed: HashSet<&str> = HashSet::new();
+        for (id, list) in &lists {
+            let c = contacts.get_mut(id).expect("every author has a contact");
+            for identity in list.iter() {
+                if !state.aliases.contains_key(identity) && claimed.insert(identity.as_str()) {
+                    aliases.push((identity.clone(), *id));
+                }
+                if !identity.starts_with("name:") && !c.handles.contains(identity) {
+                    c.handles.push(identity.clone());
+                }
+            }
+        }
+
+        let mut conversations: HashMap<Id, Conversation> = HashMap::with_capacity(convs.len());
+        for (id, agg) in convs {
+            let p = agg.first;
+            let mut conv = state
+                .conversations
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| Conversation {
+                    id,
+                    source,
+                    format,
+                    native: p.conversation_native.clone(),
+                    title: p.title.clone(),
+                    group: p.group,
+                    participants: Vec::new(),
+                    messages: 0,
+                    first_ms: p.msg.at_ms,
+                    last_ms: p.msg.at_ms,
+                    windows_stale: false,
+                });
             if conv.title.is_none() {
-                conv.title = p.title.clone();
+                conv.title = agg.title.cloned();
             }
             if conv.group.is_none() {
-                conv.group = p.group;
+                conv.group = agg.group;
             }
-            let known = members
-                .entry(m.conversation)
-                .or_insert_with(|| conv.participants.iter().copied().collect());
-            if known.insert(m.author) {
-                conv.participants.push(m.author);
+            if !agg.authors.is_empty() {
+                let known: HashSet<Id, BuildHasherDefault<KeyHasher>> =
+                    conv.participants.iter().copied().collect();
+                for a in agg.authors {
+                    if !known.contains(&a) {
+                        conv.participants.push(a);
+                    }
+                }
             }
-            if is_new {
-                conv.messages += 1;
-                conv.first_ms = conv.first_ms.min(m.at_ms);
-                conv.last_ms = conv.last_ms.max(m.at_ms);
+            if agg.new > 0 {
+                conv.messages += agg.new;
+                conv.first_ms = conv.first_ms.min(agg.first_ms);
+                conv.last_ms = conv.last_ms.max(agg.last_ms);
                 conv.windows_stale = true;
             }
+            conversations.insert(id, conv);
         }
         Updates {
             contacts,

@@ -293,14 +293,28 @@ impl Index {
     }
 }
 
-/// One record of a [`LogBatch`]: tree, key, offset in the batch, record
-/// length, and for a put the value's hash and (timeline) the opened value.
-type BatchEntry = (Tree, Vec<u8>, u64, u32, Option<(u64, Option<Vec<u8>>)>);
+/// One record of a [`LogBatch`]: its tree, offset in the batch and length;
+/// for a put the hash of its (opened) value; and where its key and value as
+/// callers know them are in [`LogBatch::side`] when they are not the bytes
+/// written (an encrypted store, a removal). No allocation per record: an
+/// import builds a million of them.
+#[derive(Clone)]
+struct BatchEntry {
+    tree: Tree,
+    off: u64,
+    len: u32,
+    /// `None` for a removal.
+    hash: Option<u64>,
+    /// Key start, key end (= value start), value end in `side`.
+    side: Option<(u32, u32, u32)>,
+}
 
 /// Records to append, built before the write that commits them.
 #[derive(Default, Clone)]
 pub(crate) struct LogBatch {
     buf: Vec<u8>,
+    /// Plain keys (and timeline values) of records written sealed or removed.
+    side: Vec<u8>,
     entries: Vec<BatchEntry>,
 }
 
@@ -310,32 +324,73 @@ impl LogBatch {
     pub fn put(
         &mut self,
         tree: Tree,
-        key: Vec<u8>,
+        key: impl AsRef<[u8]>,
         stored_key: &[u8],
         stored_value: &[u8],
         plain: &[u8],
     ) {
         let off = self.buf.len() as u64;
         let len = self.record(OP_PUT, tree, stored_key, stored_value);
-        let kept = (tree == Tree::Timeline).then(|| plain.to_vec());
-        self.entries
-            .push((tree, key, off, len, Some((value_hash(plain), kept))));
+        let kept: &[u8] = if tree == Tree::Timeline { plain } else { &[] };
+        let side = self.side_of(key.as_ref(), kept);
+        self.entries.push(BatchEntry {
+            tree,
+            off,
+            len,
+            hash: Some(value_hash(plain)),
+            side: Some(side),
+        });
     }
 
     /// [`Self::put`] for a store that is not encrypted: the key and value
     /// are stored as they are.
-    pub fn put_plain(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
+    pub fn put_plain(&mut self, tree: Tree, key: &[u8], value: &[u8]) {
         let off = self.buf.len() as u64;
-        let len = self.record(OP_PUT, tree, &key, value);
-        let kept = (tree == Tree::Timeline).then(|| value.to_vec());
-        self.entries
-            .push((tree, key, off, len, Some((value_hash(value), kept))));
+        let len = self.record(OP_PUT, tree, key, value);
+        self.entries.push(BatchEntry {
+            tree,
+            off,
+            len,
+            hash: Some(value_hash(value)),
+            side: None,
+        });
     }
 
-    pub fn remove(&mut self, tree: Tree, key: Vec<u8>, stored_key: &[u8]) {
+    pub fn remove(&mut self, tree: Tree, key: impl AsRef<[u8]>, stored_key: &[u8]) {
         let off = self.buf.len() as u64;
         let len = self.record(OP_REMOVE, tree, stored_key, &[]);
-        self.entries.push((tree, key, off, len, None));
+        let side = self.side_of(key.as_ref(), &[]);
+        self.entries.push(BatchEntry {
+            tree,
+            off,
+            len,
+            hash: None,
+            side: Some(side),
+        });
+    }
+
+    fn side_of(&mut self, key: &[u8], value: &[u8]) -> (u32, u32, u32) {
+        let a = self.side.len() as u32;
+        self.side.extend_from_slice(key);
+        let b = self.side.len() as u32;
+        self.side.extend_from_slice(value);
+        (a, b, self.side.len() as u32)
+    }
+
+    /// An entry's key and (timeline) value as callers know them.
+    fn key_value(&self, e: &BatchEntry) -> (&[u8], Option<&[u8]>) {
+        let (key, value) = match e.side {
+            Some((a, b, c)) => (
+                &self.side[a as usize..b as usize],
+                &self.side[b as usize..c as usize],
+            ),
+            None => {
+                let rec = &self.buf[e.off as usize..e.off as usize + e.len as usize];
+                let klen = u32::from_le_bytes(rec[6..10].try_into().unwrap_or_default()) as usize;
+                (&rec[HEAD..HEAD + klen], &rec[HEAD + klen..])
+            }
+        };
+        (key, (e.tree == Tree::Timeline).then_some(value))
     }
 
     fn record(&mut self, op: u8, tree: Tree, key: &[u8], value: &[u8]) -> u32 {
@@ -721,19 +776,20 @@ impl MessageLog {
         let mut at = st.end;
         let ix = st.index.as_mut().expect("loaded above");
         for b in batches {
-            for (tree, key, off, len, put) in &b.entries {
-                match put {
-                    Some((hash, value)) => ix.insert(
-                        *tree,
+            for e in &b.entries {
+                let (key, value) = b.key_value(e);
+                match e.hash {
+                    Some(hash) => ix.insert(
+                        e.tree,
                         key,
                         Loc {
-                            off: at + off,
-                            len: *len,
-                            hash: *hash,
+                            off: at + e.off,
+                            len: e.len,
+                            hash,
                         },
-                        value.as_deref(),
+                        value,
                     ),
-                    None => ix.remove(*tree, key, *len as u64),
+                    None => ix.remove(e.tree, key, e.len as u64),
                 }
             }
             at += b.bytes();

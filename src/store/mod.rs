@@ -179,10 +179,13 @@ const COUNT_PREFIX: &str = "count/";
 /// The keys an unfinished [`Store::write_bulk`] wrote (see [`Store::undo_bulk`]).
 const UNDO_KEY: &[u8] = b"bulk/undo";
 
-/// New records for [`Store::write_bulk`].
+/// New records for [`Store::write_bulk`], their keys and values in one
+/// buffer (an import adds them by the million: no allocation per record).
 #[derive(Default)]
 pub struct Bulk {
-    puts: Vec<(Tree, Vec<u8>, Vec<u8>)>,
+    buf: Vec<u8>,
+    /// Tree, key start, key end (= value start), value end in `buf`.
+    puts: Vec<(Tree, usize, usize, usize)>,
 }
 
 impl Bulk {
@@ -196,14 +199,38 @@ impl Bulk {
         key: impl AsRef<[u8]>,
         value: &T,
     ) -> Result<(), CodecError> {
-        self.put_new_raw(T::TREE, key, codec::encode(value)?);
+        let a = self.buf.len();
+        self.buf.extend_from_slice(key.as_ref());
+        let b = self.buf.len();
+        if let Err(e) = codec::encode_into(value, &mut self.buf) {
+            self.buf.truncate(a);
+            return Err(e);
+        }
+        self.puts.push((T::TREE, a, b, self.buf.len()));
         Ok(())
     }
 
     /// Raw bytes under a key that is not in `tree` yet (not `meta`).
-    pub fn put_new_raw(&mut self, tree: Tree, key: impl AsRef<[u8]>, bytes: Vec<u8>) {
+    pub fn put_new_raw(&mut self, tree: Tree, key: impl AsRef<[u8]>, bytes: impl AsRef<[u8]>) {
         assert!(tree != Tree::Meta, "meta is the store's own");
-        self.puts.push((tree, key.as_ref().to_vec(), bytes));
+        let a = self.buf.len();
+        self.buf.extend_from_slice(key.as_ref());
+        let b = self.buf.len();
+        self.buf.extend_from_slice(bytes.as_ref());
+        self.puts.push((tree, a, b, self.buf.len()));
+    }
+
+    /// Room for `records` more records of `bytes` bytes of keys and values.
+    pub fn reserve(&mut self, bytes: usize, records: usize) {
+        self.buf.reserve(bytes);
+        self.puts.reserve(records);
+    }
+
+    /// The records: tree, key, value.
+    fn records(&self) -> impl Iterator<Item = (Tree, &[u8], &[u8])> {
+        self.puts
+            .iter()
+            .map(|&(t, a, b, c)| (t, &self.buf[a..b], &self.buf[b..c]))
     }
 
     pub fn len(&self) -> usize {
@@ -613,8 +640,12 @@ impl Store {
         if bulk.puts.is_empty() {
             return self.write(f);
         }
-        let (logged, rest): (Vec<_>, Vec<_>) =
-            bulk.puts.into_iter().partition(|(t, _, _)| log::in_log(*t));
+        let logged: Vec<(Tree, &[u8], &[u8])> =
+            bulk.records().filter(|(t, _, _)| log::in_log(*t)).collect();
+        let rest: Vec<(Tree, &[u8], &[u8])> = bulk
+            .records()
+            .filter(|(t, _, _)| !log::in_log(*t))
+            .collect();
         // The same key twice is one record: the last value wins; import order kept.
         let mut last = vec![true; logged.len()];
         {
@@ -626,7 +657,7 @@ impl Store {
                 Default::default(),
             );
             for (i, (tree, key, _)) in logged.iter().enumerate().rev() {
-                last[i] = seen.insert((*tree, key.as_slice()));
+                last[i] = seen.insert((*tree, *key));
             }
         }
         let mut prebuilt = log::LogBatch::default();
@@ -635,21 +666,21 @@ impl Store {
             logged.len(),
         );
         let mut new_messages = 0;
-        for ((tree, key, value), _) in logged.into_iter().zip(last).filter(|(_, l)| *l) {
+        for (&(tree, key, value), _) in logged.iter().zip(last).filter(|(_, l)| *l) {
             if self.crypt.is_some() {
-                let k = self.stored_key(tree, &key);
-                let v = self.seal_value(tree, &k, value.clone())?;
-                prebuilt.put(tree, key, &k, &v, &value);
+                let k = self.stored_key(tree, key);
+                let v = self.seal_value(tree, &k, value.to_vec())?;
+                prebuilt.put(tree, key, &k, &v, value);
             } else {
-                // Stored as given: no copy of the key.
-                prebuilt.put_plain(tree, key, &value);
+                // Stored as given.
+                prebuilt.put_plain(tree, key, value);
             }
             new_messages += (tree == Tree::Messages) as i64;
         }
         let mut counts = if rest.is_empty() {
             [0; Tree::ALL.len()]
         } else {
-            self.apply_bulk(Bulk { puts: rest })?
+            self.apply_bulk(&rest)?
         };
         counts[Tree::Messages.index()] = new_messages;
         let result = self.transact(
@@ -755,11 +786,14 @@ impl Store {
 
     /// The first half of [`Store::write_bulk`]: the undo record, then the
     /// records; returns how many records each tree gained.
-    fn apply_bulk(&self, bulk: Bulk) -> Result<[i64; Tree::ALL.len()], StoreError> {
+    fn apply_bulk(
+        &self,
+        records: &[(Tree, &[u8], &[u8])],
+    ) -> Result<[i64; Tree::ALL.len()], StoreError> {
         let mut per_tree: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); Tree::ALL.len()];
-        for (tree, key, value) in bulk.puts {
-            let k = self.stored_key(tree, &key);
-            let v = self.seal_value(tree, &k, value)?;
+        for &(tree, key, value) in records {
+            let k = self.stored_key(tree, key);
+            let v = self.seal_value(tree, &k, value.to_vec())?;
             per_tree[tree.index()].push((k, v));
         }
         let mut undo = Vec::new();
@@ -1266,11 +1300,11 @@ impl Tx<'_> {
             match value {
                 Some(v) => {
                     let sealed = self.store.seal_value(*tree, &k, v.clone())?;
-                    batch.put(*tree, key.clone(), &k, &sealed, v);
+                    batch.put(*tree, key, &k, &sealed, v);
                 }
                 // Removing what is not stored needs no record.
                 None if self.store.log_loc(*tree, key)?.is_none() => {}
-                None => batch.remove(*tree, key.clone(), &k),
+                None => batch.remove(*tree, key, &k),
             }
         }
         Ok(batch)
@@ -1389,7 +1423,7 @@ mod tests {
             for i in (from..from + 500).rev() {
                 b.put_new(Key::new().u64(i), &note(&format!("n{i}")))
                     .unwrap();
-                b.put_new_raw(Tree::Index, Key::new().u64(i), i.to_be_bytes().to_vec());
+                b.put_new_raw(Tree::Index, Key::new().u64(i), i.to_be_bytes());
             }
             b
         };
@@ -1423,7 +1457,8 @@ mod tests {
             .iter()
             .flat_map(|t| s.tree_raw(*t).iter().map(|kv| kv.unwrap()))
             .collect();
-        s.apply_bulk(bulk(2000)).unwrap();
+        s.apply_bulk(&bulk(2000).records().collect::<Vec<_>>())
+            .unwrap();
         assert!(s.get::<Note>(Key::new().u64(2200)).unwrap().is_some());
         drop(s);
         let s = Store::open(dir.path()).unwrap();
@@ -1461,7 +1496,7 @@ mod tests {
             // Killed half way: rolled back on open, with the passphrase not yet asked.
             let mut b = Bulk::new();
             b.put_new(Key::new().u64(99), &note("gone")).unwrap();
-            s.apply_bulk(b).unwrap();
+            s.apply_bulk(&b.records().collect::<Vec<_>>()).unwrap();
         }
         let s = Store::open_with(dir.path(), Some(&pass)).unwrap();
         assert_eq!(s.count(Tree::Memories).unwrap(), 50);
@@ -1579,7 +1614,7 @@ mod tests {
                 b.put_new_raw(
                     Tree::Timeline,
                     tkey(1 + i % 2, 1000 + i, i),
-                    i.to_be_bytes().to_vec(),
+                    i.to_be_bytes(),
                 );
             }
             s.write_bulk(b, |_| Ok(())).unwrap();
@@ -1659,7 +1694,7 @@ mod tests {
             s.write_bulk(bulk_of(0, 10), |_| Ok(())).unwrap();
             // Killed after appending, before the transaction committed.
             let mut b = log::LogBatch::default();
-            b.put(Tree::Messages, mkey(99).to_vec(), &mkey(99), b"x", b"x");
+            b.put(Tree::Messages, mkey(99), &mkey(99), b"x", b"x");
             let _turn = s.log.lock_writer();
             s.log.append(&[&b]).unwrap();
         }
