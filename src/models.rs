@@ -35,6 +35,22 @@ pub struct ModelFile {
     pub problem: Option<String>,
 }
 
+impl ModelFile {
+    /// A GGUF language model twin can chat with and fine-tune: readable, not
+    /// an adapter, and not an encoder (the embedding model is a BERT GGUF).
+    pub fn is_chat_model(&self) -> bool {
+        self.kind == ModelKind::Gguf
+            && self.problem.is_none()
+            && self.gguf.as_ref().is_some_and(|g| {
+                g.kind == "model"
+                    && !g
+                        .architecture
+                        .as_deref()
+                        .is_some_and(|a| a.contains("bert"))
+            })
+    }
+}
+
 /// Model files directly in `dir` or one folder below. A missing folder has none.
 pub fn discover(dir: &Path) -> std::io::Result<Vec<ModelFile>> {
     let mut found = Vec::new();
@@ -218,6 +234,32 @@ mod tests {
         .to_string();
         assert!(text.contains("PROBLEM: file"), "{text}");
         assert!(text.contains("chatml"), "{text}");
+    }
+
+    #[test]
+    fn only_language_models_count_as_chat_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let tiny = crate::llm::tiny::TinyLlama::default();
+        tiny.write(&d.join("base.gguf")).unwrap();
+        tiny.write_adapter(&d.join("lora.gguf"), 2, 4.0).unwrap();
+        std::fs::write(d.join("broken.gguf"), b"GGUF").unwrap();
+        let mut found = discover(d).unwrap();
+        // The embedding model as twin converts it: a BERT GGUF.
+        let mut bert = found
+            .iter()
+            .find(|m| m.name == "base.gguf")
+            .unwrap()
+            .clone();
+        bert.name = "all-MiniLM-L6-v2.gguf".into();
+        bert.gguf.as_mut().unwrap().architecture = Some("bert".into());
+        found.push(bert);
+        let chat: Vec<&str> = found
+            .iter()
+            .filter(|m| m.is_chat_model())
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(chat, vec!["base.gguf"]);
     }
 
     #[test]

@@ -96,13 +96,10 @@ pub fn model_ready(state: &State) -> bool {
     if let Some(p) = &state.chat.model {
         return p.is_file();
     }
-    state.overview.as_ref().is_some_and(|r| {
-        r.models.iter().any(|m| {
-            m.kind == ModelKind::Gguf
-                && m.problem.is_none()
-                && m.gguf.as_ref().is_none_or(|g| g.kind == "model")
-        })
-    })
+    state
+        .overview
+        .as_ref()
+        .is_some_and(|r| r.models.iter().any(|m| m.is_chat_model()))
 }
 
 /// The command that fetches the default models.

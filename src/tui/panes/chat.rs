@@ -11,7 +11,7 @@ use super::{command, dim, models_line, text};
 use crate::app::State;
 use crate::app::chat::{self as chat_state, FETCH};
 use crate::llm::conversation::Phase;
-use crate::models::ModelKind;
+use crate::models::ModelFile;
 use crate::status::StatusReport;
 use crate::tui::keymap::Mode;
 use crate::tui::theme::Theme;
@@ -46,7 +46,7 @@ pub fn lines(state: &State, r: &StatusReport, view: &View, width: u16) -> Vec<Li
             t,
         ));
         out.push(Line::raw(""));
-        out.push(models_line("chat models", ModelKind::Gguf, r, t));
+        out.push(models_line("chat models", ModelFile::is_chat_model, r, t));
         return out;
     }
     if chat.conv.turns.is_empty() {

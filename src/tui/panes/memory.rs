@@ -281,7 +281,7 @@ fn empty(state: &State, r: &StatusReport, view: &View, w: usize) -> Vec<Line<'st
         count("conversations", r.count("conversations"), t),
         count("documents", r.count("documents"), t),
         Line::raw(""),
-        models_line("embeddings", ModelKind::Embedding, r, t),
+        models_line("embeddings", |m| m.kind == ModelKind::Embedding, r, t),
         Line::raw(""),
     ];
     let building = state.jobs.values().any(|j| j.kind == "index");

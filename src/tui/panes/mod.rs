@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use super::theme::Theme;
 use super::ui::View;
 use crate::app::{Pane, State};
-use crate::models::ModelKind;
+use crate::models::ModelFile;
 use crate::status::StatusReport;
 
 pub fn lines(pane: Pane, state: &State, view: &View, width: u16) -> Vec<Line<'static>> {
@@ -121,11 +121,16 @@ fn command(s: impl Into<String>, t: &Theme) -> Line<'static> {
 }
 
 /// "model: NAME" or where none was found.
-fn models_line(label: &str, kind: ModelKind, report: &StatusReport, t: &Theme) -> Line<'static> {
+fn models_line(
+    label: &str,
+    wanted: fn(&ModelFile) -> bool,
+    report: &StatusReport,
+    t: &Theme,
+) -> Line<'static> {
     let found: Vec<&str> = report
         .models
         .iter()
-        .filter(|m| m.kind == kind)
+        .filter(|m| wanted(m))
         .map(|m| m.name.as_str())
         .collect();
     if found.is_empty() {

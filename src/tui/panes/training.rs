@@ -9,7 +9,7 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
 
 use super::{command, count, dim, models_line, text};
 use crate::app::{CurvePoint, JobView, State};
-use crate::models::ModelKind;
+use crate::models::ModelFile;
 use crate::status::StatusReport;
 use crate::train::registry::RunStatus;
 use crate::tui::theme::Theme;
@@ -125,7 +125,7 @@ pub fn lines(state: &State, r: &StatusReport, t: &Theme) -> Vec<Line<'static>> {
             ));
         }
     }
-    out.push(models_line("base models", ModelKind::Gguf, r, t));
+    out.push(models_line("base models", ModelFile::is_chat_model, r, t));
     out.push(Line::raw(""));
     out.push(count("runs", o.runs.len() as u64, t));
     for run in o.runs.iter().take(8) {
