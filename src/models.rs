@@ -36,12 +36,13 @@ pub struct ModelFile {
 }
 
 impl ModelFile {
-    /// A GGUF language model twin can chat with and fine-tune: readable, not
-    /// an adapter, and not an encoder (the embedding model is a BERT GGUF).
+    /// A GGUF language model twin can chat with and fine-tune: no problem
+    /// reading it, not an adapter, and not an encoder (the embedding model is
+    /// a BERT GGUF). A file whose header was not read counts, as before.
     pub fn is_chat_model(&self) -> bool {
         self.kind == ModelKind::Gguf
             && self.problem.is_none()
-            && self.gguf.as_ref().is_some_and(|g| {
+            && self.gguf.as_ref().is_none_or(|g| {
                 g.kind == "model"
                     && !g
                         .architecture
