@@ -1023,12 +1023,9 @@ pub fn read_source(mem: &Memories, id: u64) -> Result<SourceContext, SourceError
         .scan_prefix(index::timeline_prefix(conv_id).into_vec())
     {
         let (k, _) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
-        // "t" + conversation (8) + at (8) + message (16).
-        let (Some(at), Some(key)) = (k.get(9..17), k.get(17..33)) else {
-            continue;
-        };
-        let at = (u64::from_be_bytes(at.try_into().unwrap_or([0; 8])) ^ (1 << 63)) as i64;
-        timeline.push((at, key.try_into().unwrap_or([0; 16])));
+        if let Some(parts) = index::timeline_parts(&k) {
+            timeline.push(parts);
+        }
     }
     let first = timeline
         .iter()

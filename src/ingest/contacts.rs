@@ -207,10 +207,12 @@ pub fn split(store: &Store, contact: Id, name: &str) -> Result<MergeReport, Stor
             .scan_prefix(index::timeline_prefix(conv.id))
         {
             let (k, v) = kv.map_err(|e| StoreError::Aborted(e.to_string()))?;
-            if v.as_ref() != contact.to_be_bytes() || k.len() != 33 {
+            let Some((_, key)) = index::timeline_parts(&k) else {
+                continue;
+            };
+            if v.as_ref() != contact.to_be_bytes() {
                 continue;
             }
-            let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
             if let Some(m) = store.get::<Message>(key)?
                 && super::identity::normalize_name(&m.author_name) == wanted
             {
@@ -305,7 +307,9 @@ pub fn merge(store: &Store, from: Id, into: Id) -> Result<MergeReport, StoreErro
         updated.windows_stale = true;
         store.write(|tx| {
             for k in &entries {
-                let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
+                let Some((_, key)) = index::timeline_parts(k) else {
+                    continue;
+                };
                 if let Some(mut m) = tx.get::<Message>(key)? {
                     m.author = into;
                     tx.put(key, &m)?;

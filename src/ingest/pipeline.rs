@@ -27,7 +27,7 @@ use super::{
     open_source,
 };
 use crate::jobs::{JobCtx, Level};
-use crate::store::{Bulk, Key, Store, StoreError, Tree, TxError};
+use crate::store::{Bulk, Key, KeyHasher, Store, StoreError, Tree, TxError};
 
 /// Messages per transaction.
 const BATCH: usize = 4096;
@@ -915,25 +915,6 @@ impl Sink for ParseSink<'_> {
     }
 }
 
-/// A hasher for keys that are already hashes (content hashes): a few
-/// multiply-rotates instead of SipHash.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut a = [0u8; 8];
-            a[..c.len()].copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(a))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The store side of an import: resolves authors and stores messages in
 /// batches, each batch with the source's cursor.
 struct StoreSink<'a> {
@@ -1146,7 +1127,6 @@ impl StoreSink<'_> {
             self.state,
             self.format,
             self.source_id,
-            self.opts.zone,
         );
         match result {
             Ok((updates, record)) => {
@@ -1176,7 +1156,6 @@ fn store_batch(
     state: &State,
     format: Format,
     source_id: Id,
-    zone: Zone,
 ) -> Result<(Updates, SourceRecord), StoreError> {
     // Which messages are new: looked up in key order (neighbours in sled's
     // tree), the first of a key twice in the batch only.
@@ -1212,7 +1191,7 @@ fn store_batch(
         for (p, _) in batch.iter().zip(&new).filter(|(_, n)| !**n) {
             tx.put(p.key, &p.msg)?;
         }
-        let updates = Updates::compute(batch, &new, state, format, source_id, zone);
+        let updates = Updates::compute(batch, &new, state, format, source_id);
         for c in updates.contacts.values() {
             tx.put(Contact::key(c.id), c)?;
         }
@@ -1290,7 +1269,6 @@ impl Updates {
         state: &State,
         format: Format,
         source: Id,
-        _zone: Zone,
     ) -> Updates {
         let mut days: HashMap<i64, u64> = HashMap::new();
         let mut last_day: Option<(i64, u64)> = None;

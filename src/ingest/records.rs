@@ -89,7 +89,7 @@ pub struct Message {
 ///
 /// `source u64 | conversation u64 | author u64 | at_ms i64` (little-endian),
 /// `flags u8`, `author_name`, `text`, then `native_id` and `reply_to` when
-/// their flag is set, then, when [`flags::EXTRAS`] is, MessagePack with field
+/// their flag is set, then, when `EXTRAS` is, MessagePack with field
 /// names of the attachments, reactions and transcript (to the end).
 /// Strings are a LEB128 length and UTF-8 bytes.
 mod message_form {
@@ -180,20 +180,6 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(n).map_err(|_| Self::bad(what))?;
         let b = self.bytes(n, what)?;
         String::from_utf8(b.to_vec()).map_err(|_| Self::bad(what))
-    }
-}
-
-impl Message {
-    /// The conversation, author and time of a stored message (its value as
-    /// [`crate::store::Store`] keeps it, version byte included) without
-    /// decoding the rest; `None` for another form.
-    pub fn peek_header(bytes: &[u8]) -> Option<(Id, Id, i64)> {
-        let (&v, body) = bytes.split_first()?;
-        if v != <Message as Record>::VERSION || body.len() < message_form::FIXED {
-            return None;
-        }
-        let at = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
-        Some((at(8), at(16), at(24) as i64))
     }
 }
 
@@ -550,6 +536,16 @@ pub mod index {
         k
     }
 
+    /// The time and message key back from a [`timeline`] key; `None` for a
+    /// key of another shape.
+    pub fn timeline_parts(k: &[u8]) -> Option<(i64, [u8; 16])> {
+        if k.len() != 33 {
+            return None;
+        }
+        let at = u64::from_be_bytes(k[9..17].try_into().ok()?) ^ (1 << 63);
+        Some((at as i64, k[17..33].try_into().ok()?))
+    }
+
     pub fn timeline_prefix(conversation: Id) -> Key {
         Key::new().bytes(b"t").u64(conversation)
     }
@@ -637,10 +633,6 @@ mod tests {
             let bytes = crate::store::codec::encode(&m).unwrap();
             assert_eq!(bytes[0], 2);
             assert_eq!(crate::store::codec::decode::<Message>(&bytes).unwrap(), m);
-            assert_eq!(
-                Message::peek_header(&bytes),
-                Some((m.conversation, m.author, m.at_ms))
-            );
         }
         // The common message: 32 bytes of ids and time, a flag byte, two
         // length-prefixed strings; no field names.
@@ -654,7 +646,6 @@ mod tests {
         let mut old = vec![1u8];
         rmp_serde::encode::write_named(&mut old, &m).unwrap();
         assert_eq!(crate::store::codec::decode::<Message>(&old).unwrap(), m);
-        assert_eq!(Message::peek_header(&old), None);
     }
 
     #[test]

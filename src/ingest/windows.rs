@@ -30,12 +30,9 @@ pub fn rebuild_stale(store: &Store, gap_ms: i64, ctx: &JobCtx) -> Result<u64, St
 pub fn rebuild(store: &Store, conv: &Conversation, gap_ms: i64) -> Result<u64, StoreError> {
     let mut timeline: Vec<(i64, [u8; 16], Id)> = Vec::with_capacity(conv.messages as usize);
     store.for_each_timeline(index::timeline_prefix(conv.id).as_ref(), |k, v| {
-        // key: b"t" + conversation (8) + time (8, sign-flipped) + message key (16)
-        if k.len() != 1 + 8 + 8 + 16 {
+        let Some((at, key)) = index::timeline_parts(k) else {
             return;
-        }
-        let at = (u64::from_be_bytes(k[9..17].try_into().unwrap_or([0; 8])) ^ (1 << 63)) as i64;
-        let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
+        };
         let author = u64::from_be_bytes(v.try_into().unwrap_or([0; 8]));
         timeline.push((at, key, author));
     })?;

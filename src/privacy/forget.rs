@@ -182,11 +182,9 @@ fn conv_plans(store: &Store, contact: Id) -> Result<Vec<ConvPlan>, StoreError> {
             .scan_prefix(index::timeline_prefix(conv.id))
         {
             let (k, v) = kv?;
-            if k.len() != 33 {
+            let Some((at, key)) = index::timeline_parts(&k) else {
                 continue;
-            }
-            let at = (be_u64(&k[9..17]) ^ (1 << 63)) as i64;
-            let key: [u8; 16] = k[17..33].try_into().unwrap_or([0; 16]);
+            };
             all.push((k, key, be_u64(&v), at));
         }
         let others = conv.participants.iter().any(|p| *p != contact && *p != me);

@@ -72,9 +72,11 @@ pub(crate) struct Loc {
     pub hash: u64,
 }
 
-/// Message keys are 16-byte content hashes: hashing them again is wasted work.
+/// A hasher for keys that are already hashes or ids (16-byte message keys,
+/// contact and conversation ids): a few multiply-rotates instead of SipHash,
+/// as hashing them again is wasted work.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -250,14 +252,9 @@ impl Index {
 
     /// Timeline keys and values starting with `prefix`, in key order.
     pub fn timeline_with_prefix(&self, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.timeline
-            .range::<[u8], _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(k, _)| k.as_slice().starts_with(prefix))
-            .map(|(k, (_, v))| (k.as_slice().to_vec(), v.as_slice().to_vec()))
-            .collect()
+        let mut out = Vec::new();
+        self.for_each_timeline(prefix, |k, v| out.push((k.to_vec(), v.to_vec())));
+        out
     }
 
     /// Calls `f` with each timeline key and value starting with `prefix`,

@@ -36,6 +36,7 @@ use sled::transaction::{
 
 pub use codec::{CodecError, Key, Record};
 pub use crypt::{CryptError, KdfParams, Passphrase};
+pub use log::KeyHasher;
 
 /// Every tree in the store. `Meta` is internal (schema version, counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
