@@ -22,6 +22,7 @@ pub mod identity;
 pub mod mbox;
 pub mod messenger;
 pub mod notes;
+pub(crate) mod occurrence;
 pub mod overview;
 pub mod pdf;
 pub mod pipeline;

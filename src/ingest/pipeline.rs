@@ -27,7 +27,7 @@ use super::{
     open_source,
 };
 use crate::jobs::{JobCtx, Level};
-use crate::store::{Bulk, Key, KeyHasher, Store, StoreError, Tree, TxError};
+use crate::store::{Bulk, FastHasher, Key, KeyHasher, Store, StoreError, Tree, TxError};
 
 /// Messages per transaction.
 const BATCH: usize = 4096;
@@ -417,15 +417,43 @@ pub fn run_with(
         }
     }
     ctx.progress(total, Some(total), "bytes");
-    summary.windows = super::windows::rebuild_stale(store, opts.window_gap_ms, ctx)?;
+    // The messages index is saved on the other core while windows and the
+    // profile are worked out (the parsing thread is done with it): a
+    // million messages' index is a tenth of a second of writing.
+    let saved = std::thread::scope(|scope| {
+        let saver = (summary.new > 0).then(|| scope.spawn(|| store.save_messages_index()));
+        let finish = finish_run(store, opts, ctx, merged, &mut summary);
+        let saved = saver.map_or(Ok(()), |s| {
+            s.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        finish.map(|()| saved)
+    })?;
+    if let Err(e) = saved {
+        // Not fatal: the store saves it again on close, or rebuilds it.
+        tracing::warn!("saving the messages index: {e}");
+    }
     summary.conversations = touched_conversations.len() as u64;
     summary.contacts = touched_contacts.len() as u64;
+    Ok(summary)
+}
+
+/// An import's last steps: windows of the conversations it changed, who is
+/// me, and the style profile.
+fn finish_run(
+    store: &Store,
+    opts: &Options,
+    ctx: &JobCtx,
+    merged: bool,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    summary.windows = super::windows::rebuild_stale(store, opts.window_gap_ms, ctx)?;
     summary.me = super::contacts::who_is_me(store)?;
     if summary.new > 0 || merged || super::profile::Profile::load(store)?.is_none() {
         ctx.log(Level::Info, "updating the style profile");
         super::profile::rebuild(store, opts.zone)?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 fn available(registry: &[Box<dyn Importer>]) -> String {
@@ -655,11 +683,12 @@ fn import_unit(
         me,
         resume_from,
         seen: 0,
-        occurrences: HashMap::default(),
+        occurrences: Default::default(),
+        conversation: None,
         service: 0,
         people: 0,
         authors: HashSet::new(),
-        known: HashMap::new(),
+        known: HashMap::default(),
         next_slot: 0,
         problems: Vec::new(),
         chunk: Vec::with_capacity(CHUNK),
@@ -792,12 +821,14 @@ struct ParseSink<'a> {
     seen: u64,
     /// How often each (conversation, author, time, text) occurred so far, so two
     /// identical "ok"s in the same minute stay two messages.
-    occurrences: HashMap<[u8; 16], u32, BuildHasherDefault<KeyHasher>>,
+    occurrences: super::occurrence::Occurrences,
+    /// The last conversation as the export names it, and its id.
+    conversation: Option<(String, Id)>,
     service: u64,
     people: u64,
     authors: HashSet<String>,
     /// Per-author work already done, by author as the export wrote them.
-    known: HashMap<super::Author, AuthorInfo>,
+    known: HashMap<super::Author, AuthorInfo, BuildHasherDefault<FastHasher>>,
     /// The next [`AuthorInfo::slot`].
     next_slot: u32,
     problems: Vec<Problem>,
@@ -843,9 +874,19 @@ impl Sink for ParseSink<'_> {
             m.text.as_bytes(),
             &[m.kind as u8],
         ]);
-        let n = self.occurrences.entry(content).or_insert(0);
-        *n += 1;
-        let occurrence = *n;
+        let conversation = match &self.conversation {
+            Some((native, id)) if *native == m.conversation => *id,
+            _ => {
+                let id = id_of(&[
+                    b"conversation",
+                    self.format.name().as_bytes(),
+                    m.conversation.as_bytes(),
+                ]);
+                self.conversation = Some((m.conversation.clone(), id));
+                id
+            }
+        };
+        let occurrence = self.occurrences.count(conversation, at_ms, content);
         self.seen += 1;
         if m.kind == MessageKind::Service {
             self.service += 1;
@@ -881,11 +922,6 @@ impl Sink for ParseSink<'_> {
             return;
         }
         let key = hash128(&[&content, &occurrence.to_be_bytes()]);
-        let conversation = id_of(&[
-            b"conversation",
-            self.format.name().as_bytes(),
-            m.conversation.as_bytes(),
-        ]);
         self.chunk.push(Parsed {
             seq: self.seen,
             key,
@@ -1497,6 +1533,14 @@ impl Source for Counting<'_> {
     }
     fn display(&self, rel: &Path) -> PathBuf {
         self.inner.display(rel)
+    }
+    /// The inner source's bytes (a map of the file where it can), not the
+    /// default read through [`Self::open`]: copying a GB-sized result.json
+    /// into memory was a tenth of a Telegram import.
+    fn bytes(&self, rel: &Path) -> std::io::Result<super::source::FileBytes> {
+        let bytes = self.inner.bytes(rel)?;
+        self.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
     }
 }
 

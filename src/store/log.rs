@@ -143,8 +143,28 @@ impl<const N: usize> PartialOrd for Small<N> {
 
 impl<const N: usize> Ord for Small<N> {
     fn cmp(&self, other: &Small<N>) -> std::cmp::Ordering {
-        self.as_slice().cmp(other.as_slice())
+        match (self, other) {
+            (Small::Inline(a), Small::Inline(b)) => cmp_inline(a, b),
+            _ => self.as_slice().cmp(other.as_slice()),
+        }
     }
+}
+
+/// Byte order of two arrays of one length, eight bytes at a time as
+/// big-endian words (the same order): a timeline insert compares a key at
+/// every level of the tree, and a call to `memcmp` each time was most of it.
+fn cmp_inline<const N: usize>(a: &[u8; N], b: &[u8; N]) -> std::cmp::Ordering {
+    let (mut a, mut b) = (&a[..], &b[..]);
+    while let (Some((x, ra)), Some((y, rb))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
+        if x != y {
+            return x.cmp(&y);
+        }
+        (a, b) = (ra, rb);
+    }
+    a.cmp(b)
 }
 
 /// A timeline key in memory: the usual 33 bytes inline.
@@ -450,8 +470,10 @@ struct State {
     end: u64,
     /// Loaded on first use (it may need the store's key).
     index: Option<Index>,
-    /// Changed since it was loaded or saved.
-    dirty: bool,
+    /// Changes to the index so far, and how many of them the saved index
+    /// file holds: it needs saving while they differ.
+    changes: u64,
+    saved: u64,
 }
 
 /// The open log of one store.
@@ -461,6 +483,8 @@ pub(crate) struct MessageLog {
     /// Held by a write from before it appends until its index update: one
     /// writer at a time, so appends never overlap.
     writer: Mutex<()>,
+    /// Held while the index file is written: one save at a time.
+    saving: Mutex<()>,
 }
 
 fn corrupt(dir: &Path, detail: impl Into<String>) -> StoreError {
@@ -542,9 +566,11 @@ impl MessageLog {
                 generation,
                 end,
                 index: None,
-                dirty: false,
+                changes: 0,
+                saved: 0,
             }),
             writer: Mutex::new(()),
+            saving: Mutex::new(()),
         })
     }
 
@@ -793,20 +819,51 @@ impl MessageLog {
         }
         debug_assert_eq!(at, end);
         st.end = end;
-        st.dirty = true;
+        st.changes += 1;
         Ok(())
     }
 
     /// Save the index beside the log (sealed when `crypt` is given), if it
-    /// changed since it was loaded.
+    /// changed since it was loaded. Readers and writers go on meanwhile (an
+    /// import's last steps run beside it): it is written as it was when the
+    /// save began, and records committed after that are replayed on load.
     pub fn save_index(&self, crypt: Option<&Crypt>) -> Result<(), StoreError> {
-        let mut st = self.write_state();
-        if !st.dirty {
-            return Ok(());
-        }
-        let Some(ix) = &st.index else {
-            return Ok(());
+        let _one_at_a_time = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut out, changes) = {
+            let st = self.read_state();
+            if st.changes == st.saved {
+                return Ok(());
+            }
+            let Some(ix) = &st.index else {
+                return Ok(());
+            };
+            (Self::index_bytes(&st, ix), st.changes)
         };
+        let sum = xxh3_64(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        let out = match crypt {
+            Some(c) => {
+                let mut sealed = super::crypt::FILE_MAGIC.to_vec();
+                sealed.extend(c.seal(super::crypt::FILE_MAGIC, &out)?);
+                sealed
+            }
+            None => out,
+        };
+        let path = self.dir.join(INDEX_FILE);
+        let tmp = self.dir.join(format!(".{INDEX_FILE}.tmp"));
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        crate::paths::write_private(&tmp, &out).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        let mut st = self.write_state();
+        st.saved = st.saved.max(changes);
+        Ok(())
+    }
+
+    /// The index file's bytes before the checksum: the index as of `st`.
+    fn index_bytes(st: &State, ix: &Index) -> Vec<u8> {
         // Sized once: a million entries are tens of MB, and regrowing them
         // was a tenth of an import's CPU.
         let size = ix.fixed.len() * (16 + 12 + 8)
@@ -845,26 +902,7 @@ impl MessageLog {
             out.extend_from_slice(&(v.len() as u32).to_le_bytes());
             out.extend_from_slice(v);
         }
-        let sum = xxh3_64(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        let out = match crypt {
-            Some(c) => {
-                let mut sealed = super::crypt::FILE_MAGIC.to_vec();
-                sealed.extend(c.seal(super::crypt::FILE_MAGIC, &out)?);
-                sealed
-            }
-            None => out,
-        };
-        let path = self.dir.join(INDEX_FILE);
-        let tmp = self.dir.join(format!(".{INDEX_FILE}.tmp"));
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        crate::paths::write_private(&tmp, &out).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        st.dirty = false;
-        Ok(())
+        out
     }
 
     /// The log's committed length plus its saved index.
@@ -937,11 +975,38 @@ impl MessageLog {
             st.generation = generation;
             st.end = at;
             st.index = Some(ix);
-            st.dirty = true;
+            st.changes += 1;
             old
         };
         wipe(&old).map_err(|source| StoreError::Io { path: old, source })?;
         self.save_index(crypt)?;
         Ok((generation, at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_keys_compare_as_their_bytes() {
+        let mut x = 7u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 59) as u8 // few values: long equal prefixes are common
+        };
+        for _ in 0..20_000 {
+            let a: [u8; TIMELINE_KEY] = std::array::from_fn(|_| next());
+            let mut b = a;
+            let at = usize::from(next()) % TIMELINE_KEY;
+            b[at..].iter_mut().for_each(|v| *v = next());
+            let (sa, sb) = (TKey::new(&a), TKey::new(&b));
+            assert_eq!(sa.cmp(&sb), a.as_slice().cmp(b.as_slice()));
+            assert_eq!(sb.cmp(&sa), b.as_slice().cmp(a.as_slice()));
+            let (va, vb) = (TValue::new(&a[..8]), TValue::new(&b[..8]));
+            assert_eq!(va.cmp(&vb), a[..8].cmp(&b[..8]));
+        }
     }
 }

@@ -36,6 +36,7 @@ use sled::transaction::{
 
 pub use codec::{CodecError, Key, Record};
 pub use crypt::{CryptError, KdfParams, Passphrase};
+pub(crate) use log::FastHasher;
 pub use log::KeyHasher;
 
 /// Every tree in the store. `Meta` is internal (schema version, counts).
@@ -194,7 +195,7 @@ impl Bulk {
         Bulk::default()
     }
 
-    /// A record whose key is not in the store yet.
+    /// A record whose key is neither in the store nor in this bulk yet.
     pub fn put_new<T: Record>(
         &mut self,
         key: impl AsRef<[u8]>,
@@ -211,7 +212,8 @@ impl Bulk {
         Ok(())
     }
 
-    /// Raw bytes under a key that is not in `tree` yet (not `meta`).
+    /// Raw bytes under a key that is neither in `tree` nor in this bulk yet
+    /// (not `meta`).
     pub fn put_new_raw(&mut self, tree: Tree, key: impl AsRef<[u8]>, bytes: impl AsRef<[u8]>) {
         assert!(tree != Tree::Meta, "meta is the store's own");
         let a = self.buf.len();
@@ -647,27 +649,19 @@ impl Store {
             .records()
             .filter(|(t, _, _)| !log::in_log(*t))
             .collect();
-        // The same key twice is one record: the last value wins; import order kept.
-        let mut last = vec![true; logged.len()];
-        {
-            let mut seen: std::collections::HashSet<
-                _,
-                std::hash::BuildHasherDefault<log::FastHasher>,
-            > = std::collections::HashSet::with_capacity_and_hasher(
-                logged.len(),
-                Default::default(),
-            );
-            for (i, (tree, key, _)) in logged.iter().enumerate().rev() {
-                last[i] = seen.insert((*tree, *key));
-            }
-        }
+        // Keys are distinct (the caller's word): no set of them to check.
+        debug_assert!({
+            let mut keys: Vec<_> = logged.iter().map(|(t, k, _)| (*t, *k)).collect();
+            keys.sort_unstable();
+            keys.windows(2).all(|w| w[0] != w[1])
+        });
         let mut prebuilt = log::LogBatch::default();
         prebuilt.reserve(
             logged.iter().map(|(_, k, v)| k.len() + v.len()).sum(),
             logged.len(),
         );
         let mut new_messages = 0;
-        for (&(tree, key, value), _) in logged.iter().zip(last).filter(|(_, l)| *l) {
+        for &(tree, key, value) in &logged {
             if self.crypt.is_some() {
                 let k = self.stored_key(tree, key);
                 let v = self.seal_value(tree, &k, value.to_vec())?;
@@ -701,6 +695,13 @@ impl Store {
             }
         }
         result
+    }
+
+    /// Save the messages index now rather than on close (it is also saved
+    /// then, if it changed again). Reads and writes go on meanwhile: an
+    /// import saves it beside its last steps.
+    pub fn save_messages_index(&self) -> Result<(), StoreError> {
+        self.log.save_index(self.crypt.as_deref())
     }
 
     /// Rewrite the messages log without its dead records (removed or
