@@ -819,6 +819,8 @@ struct DateStats {
     second_drops: bool,
     first_change: u64,
     second_change: u64,
+    /// The first date seen (where a later part of the file joins on).
+    first: Option<(u32, u32, u32)>,
     prev: Option<(u32, u32, u32)>,
 }
 
@@ -826,6 +828,7 @@ impl DateStats {
     fn observe(&mut self, a: u32, b: u32, year: u32) {
         self.first_over_12 |= a > 12;
         self.second_over_12 |= b > 12;
+        self.first.get_or_insert((a, b, year));
         if let Some((pa, pb, py)) = self.prev {
             if (pa, pb, py) == (a, b, year) {
                 return;
@@ -839,6 +842,23 @@ impl DateStats {
             self.second_change += u64::from(b.abs_diff(pb));
         }
         self.prev = Some((a, b, year));
+    }
+
+    /// Adds the evidence of the lines right after these, as if they had
+    /// been observed here one by one.
+    fn join(&mut self, later: &DateStats) {
+        let Some((a, b, year)) = later.first else {
+            return;
+        };
+        // The step from this part's last date to the later part's first.
+        self.observe(a, b, year);
+        self.first_over_12 |= later.first_over_12;
+        self.second_over_12 |= later.second_over_12;
+        self.first_drops |= later.first_drops;
+        self.second_drops |= later.second_drops;
+        self.first_change += later.first_change;
+        self.second_change += later.second_change;
+        self.prev = later.prev;
     }
 
     fn day_first(&self, default: bool) -> bool {
@@ -864,15 +884,60 @@ struct AuthorStat {
     people: u32,
 }
 
+/// Values by name, in the order the names were first seen (so the parts of
+/// a file join exactly as one pass over it would keep them).
+#[derive(Debug)]
+struct Tally<V> {
+    at: HashMap<String, usize>,
+    items: Vec<(String, V)>,
+}
+
+impl<V> Default for Tally<V> {
+    fn default() -> Tally<V> {
+        Tally {
+            at: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<V> Tally<V> {
+    fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        let i = *self.at.get(name)?;
+        Some(&mut self.items[i].1)
+    }
+
+    fn insert(&mut self, name: String, value: V) {
+        self.at.insert(name.clone(), self.items.len());
+        self.items.push((name, value));
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
 #[derive(Debug)]
 struct ShapeStats {
     shape: Shape,
     lines: u64,
     dates: DateStats,
-    authors: HashMap<String, AuthorStat>,
+    authors: Tally<AuthorStat>,
     /// `Name: Word` prefixes up to the second `": "`, to find names that
     /// themselves hold `": "`.
-    pairs: HashMap<String, u32>,
+    pairs: Tally<u32>,
+}
+
+impl ShapeStats {
+    fn new(shape: Shape) -> ShapeStats {
+        ShapeStats {
+            shape,
+            lines: 0,
+            dates: DateStats::default(),
+            authors: Tally::default(),
+            pairs: Tally::default(),
+        }
+    }
 }
 
 /// Too many line formats means the file is not a chat; later ones are ignored.
@@ -880,6 +945,8 @@ const MAX_SHAPES: usize = 64;
 /// Bounds on the author maps, so a huge file cannot grow them without end.
 const MAX_AUTHORS: usize = 20_000;
 const MAX_PAIRS: usize = 4_096;
+/// Bytes of whole lines surveyed as one part.
+const PART: usize = 4 << 20;
 
 #[derive(Debug, Default)]
 struct Survey {
@@ -889,34 +956,92 @@ struct Survey {
     has_text: bool,
 }
 
+/// The next part of about [`PART`] bytes, ending with a whole line; None at
+/// the end of the file.
+fn next_part(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    let mut part = Vec::with_capacity(PART + 4096);
+    r.take(PART as u64).read_to_end(&mut part)?;
+    if part.is_empty() {
+        return Ok(None);
+    }
+    if part.last() != Some(&b'\n') {
+        r.read_until(b'\n', &mut part)?;
+    }
+    Ok(Some(part))
+}
+
 impl Survey {
+    /// Surveys a file in parts of whole lines, two at a time (this is the
+    /// first of two passes, and the storing thread has nothing to do yet),
+    /// joined in file order: the result is what one pass line by line gives.
     fn read(reader: impl Read) -> io::Result<Survey> {
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut survey = Survey::default();
-        let mut lines = Lines::new(reader);
-        while let Some((_, line)) = lines.next_line()? {
+        std::thread::scope(|scope| {
+            let (to_helper, parts) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let (helped, surveyed) = std::sync::mpsc::sync_channel::<Survey>(1);
+            scope.spawn(move || {
+                for part in parts {
+                    if helped.send(Survey::of_part(&part, false)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut first = true;
+            while let Some(part) = next_part(&mut reader)? {
+                let next = next_part(&mut reader)?;
+                let handed = next.is_some_and(|n| to_helper.send(n).is_ok());
+                survey.join(Survey::of_part(&part, first));
+                first = false;
+                if !handed {
+                    break;
+                }
+                match surveyed.recv() {
+                    Ok(s) => survey.join(s),
+                    // The helper panicked: the scope passes it on.
+                    Err(_) => break,
+                }
+            }
+            Ok(survey)
+        })
+    }
+
+    /// The survey of one part (lines as [`Lines`] reads them; `first` for
+    /// the part the file starts with, whose first line may carry a BOM),
+    /// unbounded: [`Self::join`] applies the bounds.
+    fn of_part(part: &[u8], first: bool) -> Survey {
+        let mut survey = Survey::default();
+        for (i, raw) in part.split_inclusive(|&b| b == b'\n').enumerate() {
+            let mut end = raw.len();
+            while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            let start = if first && i == 0 && raw.starts_with(b"\xEF\xBB\xBF") {
+                3
+            } else {
+                0
+            };
+            let bytes = &raw[start.min(end)..end];
+            let line = match std::str::from_utf8(bytes) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
             survey.has_text |= !line.trim().is_empty();
             if let Some(header) = parse_header(&line) {
                 survey.observe(&header);
             }
         }
-        Ok(survey)
+        survey
     }
 
     fn observe(&mut self, h: &Header<'_>) {
         self.headers += 1;
         let index = match self.shapes.iter().position(|s| s.shape == h.shape) {
             Some(i) => i,
-            None if self.shapes.len() < MAX_SHAPES => {
-                self.shapes.push(ShapeStats {
-                    shape: h.shape,
-                    lines: 0,
-                    dates: DateStats::default(),
-                    authors: HashMap::new(),
-                    pairs: HashMap::new(),
-                });
+            None => {
+                self.shapes.push(ShapeStats::new(h.shape));
                 self.shapes.len() - 1
             }
-            None => return,
         };
         let stats = &mut self.shapes[index];
         stats.lines += 1;
@@ -929,7 +1054,7 @@ impl Survey {
         if let Some(stat) = stats.authors.get_mut(author) {
             stat.lines += 1;
             stat.people += u32::from(people);
-        } else if stats.authors.len() < MAX_AUTHORS {
+        } else {
             stats.authors.insert(
                 author.to_string(),
                 AuthorStat {
@@ -944,8 +1069,44 @@ impl Survey {
         {
             if let Some(n) = stats.pairs.get_mut(pair) {
                 *n += 1;
-            } else if stats.pairs.len() < MAX_PAIRS {
+            } else {
                 stats.pairs.insert(pair.to_string(), 1);
+            }
+        }
+    }
+
+    /// Adds the survey of the lines right after these, with the bounds
+    /// applied as one pass applies them: a shape, author or pair past its
+    /// bound is only counted when it was admitted before.
+    fn join(&mut self, later: Survey) {
+        self.headers += later.headers;
+        self.has_text |= later.has_text;
+        for part in later.shapes {
+            let index = match self.shapes.iter().position(|s| s.shape == part.shape) {
+                Some(i) => i,
+                None if self.shapes.len() < MAX_SHAPES => {
+                    self.shapes.push(ShapeStats::new(part.shape));
+                    self.shapes.len() - 1
+                }
+                None => continue,
+            };
+            let stats = &mut self.shapes[index];
+            stats.lines += part.lines;
+            stats.dates.join(&part.dates);
+            for (name, stat) in part.authors.items {
+                if let Some(s) = stats.authors.get_mut(&name) {
+                    s.lines += stat.lines;
+                    s.people += stat.people;
+                } else if stats.authors.len() < MAX_AUTHORS {
+                    stats.authors.insert(name, stat);
+                }
+            }
+            for (pair, n) in part.pairs.items {
+                if let Some(m) = stats.pairs.get_mut(&pair) {
+                    *m += n;
+                } else if stats.pairs.len() < MAX_PAIRS {
+                    stats.pairs.insert(pair, n);
+                }
             }
         }
     }
@@ -965,12 +1126,12 @@ impl Survey {
             // yyyy-first dates are ISO-like: month first unless shown otherwise.
             let day_first = stats.dates.day_first(stats.shape.year_at != 0);
             formats.push((stats.shape, day_first));
-            for (name, stat) in stats.authors {
+            for (name, stat) in stats.authors.items {
                 let entry = authors.entry(name).or_default();
                 entry.lines += stat.lines;
                 entry.people += stat.people;
             }
-            for (pair, n) in stats.pairs {
+            for (pair, n) in stats.pairs.items {
                 *pairs.entry(pair).or_default() += n;
             }
         }
@@ -1278,6 +1439,82 @@ mod tests {
             .iter()
             .filter(|m| m.kind == MessageKind::Service)
             .count()
+    }
+
+    /// What a survey decided, in a comparable form.
+    fn survey_print(s: &Survey) -> String {
+        let mut out = format!("{} {}\n", s.headers, s.has_text);
+        for st in &s.shapes {
+            out += &format!(
+                "{:?} {} {:?}\n{:?}\n{:?}\n",
+                st.shape, st.lines, st.dates, st.authors.items, st.pairs.items
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_survey_in_parts_is_the_survey_in_one_pass() {
+        // Two shapes, both date orders' evidence, many authors and pairs
+        // (past the bounds), CRLF, a BOM and a bad byte.
+        let mut text = b"\xEF\xBB\xBF".to_vec();
+        for i in 0..40_000u32 {
+            let (d, m) = (1 + i % 28, 1 + (i / 28) % 12);
+            let line = if i % 7 == 0 {
+                format!(
+                    "[{d:02}.{m:02}.21, 10:{:02}:00] P{}: Note{}: x\r\n",
+                    i % 60,
+                    i,
+                    i % 5000
+                )
+            } else if i % 11 == 0 {
+                "  continued line\n".to_string()
+            } else {
+                format!(
+                    "{m}/{d}/21, 9:{:02} PM - Person {}: hi {i}\n",
+                    i % 60,
+                    i % 30_000
+                )
+            };
+            text.extend_from_slice(line.as_bytes());
+            if i == 5 {
+                text.extend_from_slice(b"bad \xFF byte\n");
+            }
+        }
+        let whole = {
+            let mut s = Survey::default();
+            s.join(Survey::of_part(&text, true));
+            s
+        };
+        assert!(whole.shapes.iter().any(|s| s.authors.len() == MAX_AUTHORS));
+        assert!(whole.shapes.iter().any(|s| s.pairs.len() == MAX_PAIRS));
+        let lines: Vec<usize> = text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        for every in [1usize, 2, 3, 97, 1000, 12_345] {
+            let mut s = Survey::default();
+            let mut from = 0;
+            for (k, &end) in lines.iter().enumerate() {
+                if (k + 1) % every == 0 || k + 1 == lines.len() {
+                    s.join(Survey::of_part(&text[from..end], from == 0));
+                    from = end;
+                }
+            }
+            assert_eq!(
+                survey_print(&s),
+                survey_print(&whole),
+                "parts of {every} lines"
+            );
+        }
+        // And a file of several parts read through the two-thread path.
+        let big = text.repeat(PART * 3 / text.len() + 1);
+        let mut whole = Survey::default();
+        whole.join(Survey::of_part(&big, true));
+        let read = Survey::read(std::io::Cursor::new(big)).unwrap();
+        assert_eq!(survey_print(&read), survey_print(&whole));
     }
 
     fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
