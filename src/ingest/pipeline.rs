@@ -1193,20 +1193,16 @@ fn store_batch(
     format: Format,
     source_id: Id,
 ) -> Result<(Updates, SourceRecord), StoreError> {
-    // Which messages are new: looked up in key order (neighbours in sled's
-    // tree), the first of a key twice in the batch only.
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_unstable_by_key(|&i| (batch[i].key, i));
+    // Which messages are new: the first of a key in the batch only (the
+    // log's index is in memory: no read from disk).
     let mut new = vec![false; batch.len()];
     let messages = store.tree(Tree::Messages);
-    let mut previous: Option<&[u8; 16]> = None;
-    for i in order {
-        let key = &batch[i].key;
-        if previous != Some(key) {
-            // The log's index is in memory: no read from disk.
-            new[i] = !messages.contains_key(key)?;
+    let mut firsts: HashSet<[u8; 16], BuildHasherDefault<KeyHasher>> =
+        HashSet::with_capacity_and_hasher(batch.len(), Default::default());
+    for (p, is_new) in batch.iter().zip(&mut new) {
+        if firsts.insert(p.key) {
+            *is_new = !messages.contains_key(p.key)?;
         }
-        previous = Some(key);
     }
     let mut bulk = Bulk::new();
     bulk.reserve(
