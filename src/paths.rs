@@ -135,6 +135,13 @@ pub fn make_private_tree(dir: &Path) -> std::io::Result<()> {
 /// Create (or replace) a file readable only by the user.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    let mut f = create_private(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Create (or truncate) a file only the user can read and write.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -142,9 +149,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    o.open(path)
 }
 
 /// Files and folders under `dirs` that the group or others can read, write

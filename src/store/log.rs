@@ -458,6 +458,24 @@ fn take_loc(r: &mut &[u8]) -> Option<Loc> {
     Some(Loc { off, len, hash: 0 })
 }
 
+/// Writes through to `inner`, hashing what passes (the index file's checksum
+/// while it streams out).
+struct Hashing<W> {
+    inner: W,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.hash.update(&bytes[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The hash the index keeps of a value as the store reads it.
 pub(crate) fn value_hash(plain: &[u8]) -> u64 {
     xxh3_64(plain)
@@ -829,80 +847,98 @@ impl MessageLog {
     /// save began, and records committed after that are replayed on load.
     pub fn save_index(&self, crypt: Option<&Crypt>) -> Result<(), StoreError> {
         let _one_at_a_time = self.saving.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut out, changes) = {
-            let st = self.read_state();
-            if st.changes == st.saved {
-                return Ok(());
-            }
-            let Some(ix) = &st.index else {
-                return Ok(());
-            };
-            (Self::index_bytes(&st, ix), st.changes)
-        };
-        let sum = xxh3_64(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        let out = match crypt {
-            Some(c) => {
-                let mut sealed = super::crypt::FILE_MAGIC.to_vec();
-                sealed.extend(c.seal(super::crypt::FILE_MAGIC, &out)?);
-                sealed
-            }
-            None => out,
-        };
         let path = self.dir.join(INDEX_FILE);
         let tmp = self.dir.join(format!(".{INDEX_FILE}.tmp"));
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
         };
-        crate::paths::write_private(&tmp, &out).map_err(io)?;
+        let st = self.read_state();
+        let changes = st.changes;
+        if changes == st.saved {
+            return Ok(());
+        }
+        let Some(ix) = &st.index else {
+            return Ok(());
+        };
+        match crypt {
+            // Streamed to the file: a million messages' index is ~100 MB
+            // that need not be in memory twice.
+            None => {
+                let file = crate::paths::create_private(&tmp).map_err(io)?;
+                let mut w = Hashing {
+                    inner: BufWriter::with_capacity(1 << 20, file),
+                    hash: xxhash_rust::xxh3::Xxh3::new(),
+                };
+                Self::write_index(&st, ix, &mut w).map_err(io)?;
+                drop(st);
+                let sum = w.hash.digest();
+                w.inner.write_all(&sum.to_le_bytes()).map_err(io)?;
+                let file = w.inner.into_inner().map_err(|e| io(e.into_error()))?;
+                file.sync_all().map_err(io)?;
+            }
+            // Sealed whole.
+            Some(c) => {
+                let mut out = Vec::with_capacity(Self::index_size(ix));
+                Self::write_index(&st, ix, &mut out).map_err(io)?;
+                drop(st);
+                let sum = xxh3_64(&out);
+                out.extend_from_slice(&sum.to_le_bytes());
+                let mut sealed = super::crypt::FILE_MAGIC.to_vec();
+                sealed.extend(c.seal(super::crypt::FILE_MAGIC, &out)?);
+                crate::paths::write_private(&tmp, &sealed).map_err(io)?;
+            }
+        }
         std::fs::rename(&tmp, &path).map_err(io)?;
         let mut st = self.write_state();
         st.saved = st.saved.max(changes);
         Ok(())
     }
 
-    /// The index file's bytes before the checksum: the index as of `st`.
-    fn index_bytes(st: &State, ix: &Index) -> Vec<u8> {
-        // Sized once: a million entries are tens of MB, and regrowing them
-        // was a tenth of an import's CPU.
-        let size = ix.fixed.len() * (16 + 12 + 8)
+    /// Bytes of the index file before its checksum.
+    fn index_size(ix: &Index) -> usize {
+        INDEX_MAGIC.len()
+            + 48
+            + ix.fixed.len() * (16 + 12 + 8)
             + ix.other.keys().map(|k| 4 + k.len() + 12 + 8).sum::<usize>()
             + ix.timeline
                 .iter()
                 .map(|(k, (_, v))| 4 + k.as_slice().len() + 12 + 4 + v.as_slice().len())
-                .sum::<usize>();
-        let mut out = Vec::with_capacity(INDEX_MAGIC.len() + 48 + size + 8);
-        out.extend_from_slice(INDEX_MAGIC);
+                .sum::<usize>()
+    }
+
+    /// The index file before its checksum: the index as of `st`.
+    fn write_index(st: &State, ix: &Index, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(INDEX_MAGIC)?;
         for v in [st.generation, st.end, ix.dead, ix.fixed.len() as u64] {
-            out.extend_from_slice(&v.to_le_bytes());
+            out.write_all(&v.to_le_bytes())?;
         }
-        let put_loc = |out: &mut Vec<u8>, l: &Loc| {
-            out.extend_from_slice(&l.off.to_le_bytes());
-            out.extend_from_slice(&l.len.to_le_bytes());
+        let put_loc = |out: &mut dyn Write, l: &Loc| -> std::io::Result<()> {
+            out.write_all(&l.off.to_le_bytes())?;
+            out.write_all(&l.len.to_le_bytes())
         };
         for (k, l) in &ix.fixed {
-            out.extend_from_slice(k);
-            put_loc(&mut out, l);
-            out.extend_from_slice(&l.hash.to_le_bytes());
+            out.write_all(k)?;
+            put_loc(out, l)?;
+            out.write_all(&l.hash.to_le_bytes())?;
         }
-        out.extend_from_slice(&(ix.other.len() as u64).to_le_bytes());
+        out.write_all(&(ix.other.len() as u64).to_le_bytes())?;
         for (k, l) in &ix.other {
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k);
-            put_loc(&mut out, l);
-            out.extend_from_slice(&l.hash.to_le_bytes());
+            out.write_all(&(k.len() as u32).to_le_bytes())?;
+            out.write_all(k)?;
+            put_loc(out, l)?;
+            out.write_all(&l.hash.to_le_bytes())?;
         }
-        out.extend_from_slice(&(ix.timeline.len() as u64).to_le_bytes());
+        out.write_all(&(ix.timeline.len() as u64).to_le_bytes())?;
         for (k, (l, v)) in &ix.timeline {
             let (k, v) = (k.as_slice(), v.as_slice());
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k);
-            put_loc(&mut out, l);
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            out.extend_from_slice(v);
+            out.write_all(&(k.len() as u32).to_le_bytes())?;
+            out.write_all(k)?;
+            put_loc(out, l)?;
+            out.write_all(&(v.len() as u32).to_le_bytes())?;
+            out.write_all(v)?;
         }
-        out
+        Ok(())
     }
 
     /// The log's committed length plus its saved index.
