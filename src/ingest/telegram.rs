@@ -325,6 +325,13 @@ fn parse_into(
     export: &mut Export,
     stream: &mut Stream,
 ) -> Result<(), serde_json::Error> {
+    // Valid UTF-8 throughout (the usual case) is checked once here rather
+    // than string by string.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let mut de = serde_json::Deserializer::from_str(text);
+        TopSeed(export, stream).deserialize(&mut de)?;
+        return de.end();
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     TopSeed(export, stream).deserialize(&mut de)?;
     de.end()
@@ -347,6 +354,59 @@ struct Loose(Option<String>);
 impl<'de> Deserialize<'de> for Loose {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
         d.deserialize_any(LooseVisitor)
+    }
+}
+
+impl Loose {
+    /// What [`Loose`] would read, handed to `f` as text without keeping it
+    /// (no allocation for a string).
+    fn deserialize_str_with<'de, D, T>(
+        d: D,
+        f: impl FnOnce(&str) -> T,
+    ) -> Result<Option<T>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        d.deserialize_any(WithText(f))
+    }
+}
+
+/// [`LooseVisitor`]'s reading of a scalar as text, passed to a function.
+struct WithText<F>(F);
+
+impl<'de, T, F: FnOnce(&str) -> T> Visitor<'de> for WithText<F> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Option<T>, E> {
+        Ok(Some((self.0)(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Option<T>, E> {
+        Ok(Some((self.0)(&v.to_string())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Option<T>, E> {
+        Ok(Some((self.0)(&v.to_string())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Option<T>, E> {
+        Ok(Some((self.0)(&v.to_string())))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Option<T>, E> {
+        Ok(Some((self.0)(&v.to_string())))
+    }
+    fn visit_unit<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Option<T>, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -388,6 +448,37 @@ impl<'de> Visitor<'de> for LooseVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Loose(None))
+    }
+}
+
+/// A message's `type`, without keeping the text of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum MessageType {
+    Service,
+    Unsupported,
+    #[default]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for MessageType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
+        let kind = Loose::deserialize_str_with(d, |s| match s {
+            "service" => MessageType::Service,
+            "unsupported" => MessageType::Unsupported,
+            _ => MessageType::Other,
+        })?;
+        Ok(kind.unwrap_or_default())
+    }
+}
+
+/// `date_unixtime`: what [`Loose`] reads it as (any scalar as text), parsed
+/// as whole seconds; None when that fails.
+struct Unixtime(Option<i64>);
+
+impl<'de> Deserialize<'de> for Unixtime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unixtime, D::Error> {
+        let parsed = Loose::deserialize_str_with(d, |s| s.trim().parse::<i64>().ok())?;
+        Ok(Unixtime(parsed.flatten()))
     }
 }
 
@@ -563,9 +654,9 @@ impl Visitor<'_> for KeyVisitor {
 #[derive(Debug, Default)]
 struct TgMessage {
     id: Option<String>,
-    kind: Option<String>,
+    kind: MessageType,
     date: Option<String>,
-    date_unixtime: Option<String>,
+    date_unixtime: Option<i64>,
     edited: bool,
     from: Option<String>,
     from_id: Option<String>,
@@ -626,9 +717,12 @@ impl<'de> Visitor<'de> for MessageSeed {
             let loose = |map: &mut A| map.next_value::<Loose>().map(|l| l.0);
             match key {
                 Key::Id => m.id = loose(&mut map)?,
-                Key::Type => m.kind = loose(&mut map)?,
+                Key::Type => m.kind = map.next_value()?,
                 Key::Date => m.date = loose(&mut map)?,
-                Key::DateUnixtime => m.date_unixtime = loose(&mut map)?,
+                // Read as Loose text would be, then as a number.
+                Key::DateUnixtime => {
+                    m.date_unixtime = map.next_value::<Unixtime>()?.0;
+                }
                 // A date string when edited; tolerate booleans from other tools.
                 Key::Edited => {
                     m.edited = loose(&mut map)?.is_some_and(|v| !v.is_empty() && v != "false")
@@ -1135,11 +1229,11 @@ struct ChatContext<'a> {
 
 impl ChatContext<'_> {
     fn message(&self, mut m: TgMessage, out: &mut dyn Sink) -> Option<RawMessage> {
-        let service = match m.kind.as_deref() {
-            Some("service") => true,
+        let service = match m.kind {
+            MessageType::Service => true,
             // tdesktop's placeholder for a message it could not export.
-            Some("unsupported") => return None,
-            _ => false,
+            MessageType::Unsupported => return None,
+            MessageType::Other => false,
         };
         let Some(at) = when(&m) else {
             out.problem(Problem {
@@ -1201,10 +1295,7 @@ impl ChatContext<'_> {
 
 /// `date_unixtime` (UTC) when present, else `date` (local time, no offset).
 fn when(m: &TgMessage) -> Option<When> {
-    if let Some(epoch) = m
-        .date_unixtime
-        .as_deref()
-        .and_then(|s| s.trim().parse::<i64>().ok())
+    if let Some(epoch) = m.date_unixtime
         && let Some(utc) = DateTime::from_timestamp(epoch, 0)
     {
         return Some(When::Utc(utc));
