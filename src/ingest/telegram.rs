@@ -28,6 +28,7 @@
 //! parse is retried after a repair pass (reported as a Problem); duplicate
 //! keys are fine: the last one wins.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -471,6 +472,64 @@ impl<'de> Deserialize<'de> for MessageType {
     }
 }
 
+/// Whether an entity's `type` is `mention_name` (read as [`Loose`] would).
+struct MentionName(Option<bool>);
+
+impl<'de> Deserialize<'de> for MentionName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MentionName, D::Error> {
+        Loose::deserialize_str_with(d, |s| s == "mention_name").map(MentionName)
+    }
+}
+
+/// [`Loose`] borrowing the text from the file where it can (a string
+/// without escapes), so an entity's text is copied once, into the message.
+struct LooseText<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for LooseText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LooseText<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<Cow<'de, str>>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_string())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(v.to_string())))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V).map(LooseText)
+    }
+}
+
 /// `date_unixtime`: what [`Loose`] reads it as (any scalar as text), parsed
 /// as whole seconds; None when that fails.
 struct Unixtime(Option<i64>);
@@ -530,19 +589,19 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut kind = None;
+        let mut mention = false;
         let mut text = None;
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Type => kind = map.next_value::<Loose>()?.0,
-                Key::Text => text = map.next_value::<Loose>()?.0,
+                Key::Type => mention = map.next_value::<MentionName>()?.0.unwrap_or_default(),
+                Key::Text => text = map.next_value::<LooseText>()?.0,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         let text = text.unwrap_or_default();
-        if kind.as_deref() == Some("mention_name") && !text.starts_with('@') {
+        if mention && !text.starts_with('@') {
             self.0.push('@');
         }
         self.0.push_str(&text);
