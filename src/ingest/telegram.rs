@@ -349,106 +349,69 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 /// Any JSON value read as text when it is a scalar ("user100", 42 -> "42"),
-/// None for null, arrays and objects. Never fails on a type.
+/// None for null, arrays and objects. Never fails on a type. Borrowed from
+/// the file where it can be (a string without escapes): fields that are only
+/// compared or parsed, and texts copied into a message, need no allocation
+/// of their own.
+struct LooseText<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for LooseText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LooseText<'de>, D::Error> {
+        d.deserialize_any(LooseVisitor).map(LooseText)
+    }
+}
+
+/// [`LooseText`] as an owned String.
 struct Loose(Option<String>);
 
 impl<'de> Deserialize<'de> for Loose {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
-        d.deserialize_any(LooseVisitor)
-    }
-}
-
-impl Loose {
-    /// What [`Loose`] would read, handed to `f` as text without keeping it
-    /// (no allocation for a string).
-    fn deserialize_str_with<'de, D, T>(
-        d: D,
-        f: impl FnOnce(&str) -> T,
-    ) -> Result<Option<T>, D::Error>
-    where
-        D: serde::Deserializer<'de>,
-    {
-        d.deserialize_any(WithText(f))
-    }
-}
-
-/// [`LooseVisitor`]'s reading of a scalar as text, passed to a function.
-struct WithText<F>(F);
-
-impl<'de, T, F: FnOnce(&str) -> T> Visitor<'de> for WithText<F> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Option<T>, E> {
-        Ok(Some((self.0)(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Option<T>, E> {
-        Ok(Some((self.0)(&v.to_string())))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Option<T>, E> {
-        Ok(Some((self.0)(&v.to_string())))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Option<T>, E> {
-        Ok(Some((self.0)(&v.to_string())))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Option<T>, E> {
-        Ok(Some((self.0)(&v.to_string())))
-    }
-    fn visit_unit<E>(self) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Option<T>, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
+        let text = LooseText::deserialize(d)?.0;
+        Ok(Loose(text.map(Cow::into_owned)))
     }
 }
 
 struct LooseVisitor;
 
 impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose;
+    type Value = Option<Cow<'de, str>>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-        Ok(Loose(Some(v.to_string())))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-        Ok(Loose(Some(v)))
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
-        Ok(Loose(Some(v.to_string())))
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
-        Ok(Loose(Some(v.to_string())))
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
-        Ok(Loose(Some(v.to_string())))
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
-        Ok(Loose(Some(v.to_string())))
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
-    fn visit_unit<E>(self) -> Result<Loose, E> {
-        Ok(Loose(None))
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
     }
-    fn visit_none<E>(self) -> Result<Loose, E> {
-        Ok(Loose(None))
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Loose(None))
+        Ok(None)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Loose(None))
+        Ok(None)
     }
 }
 
@@ -463,70 +426,11 @@ enum MessageType {
 
 impl<'de> Deserialize<'de> for MessageType {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MessageType, D::Error> {
-        let kind = Loose::deserialize_str_with(d, |s| match s {
-            "service" => MessageType::Service,
-            "unsupported" => MessageType::Unsupported,
+        Ok(match LooseText::deserialize(d)?.0.as_deref() {
+            Some("service") => MessageType::Service,
+            Some("unsupported") => MessageType::Unsupported,
             _ => MessageType::Other,
-        })?;
-        Ok(kind.unwrap_or_default())
-    }
-}
-
-/// Whether an entity's `type` is `mention_name` (read as [`Loose`] would).
-struct MentionName(Option<bool>);
-
-impl<'de> Deserialize<'de> for MentionName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MentionName, D::Error> {
-        Loose::deserialize_str_with(d, |s| s == "mention_name").map(MentionName)
-    }
-}
-
-/// [`Loose`] borrowing the text from the file where it can (a string
-/// without escapes), so an entity's text is copied once, into the message.
-struct LooseText<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Deserialize<'de> for LooseText<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<LooseText<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Option<Cow<'de, str>>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(v.to_string())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(v.to_string())))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(v.to_string())))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(v.to_string())))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(v.to_string())))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-        }
-        d.deserialize_any(V).map(LooseText)
+        })
     }
 }
 
@@ -536,8 +440,8 @@ struct Unixtime(Option<i64>);
 
 impl<'de> Deserialize<'de> for Unixtime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unixtime, D::Error> {
-        let parsed = Loose::deserialize_str_with(d, |s| s.trim().parse::<i64>().ok())?;
-        Ok(Unixtime(parsed.flatten()))
+        let text = LooseText::deserialize(d)?.0;
+        Ok(Unixtime(text.and_then(|s| s.trim().parse::<i64>().ok())))
     }
 }
 
@@ -593,7 +497,9 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
         let mut text = None;
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Type => mention = map.next_value::<MentionName>()?.0.unwrap_or_default(),
+                Key::Type => {
+                    mention = map.next_value::<LooseText>()?.0.as_deref() == Some("mention_name")
+                }
                 Key::Text => text = map.next_value::<LooseText>()?.0,
                 _ => {
                     map.next_value::<IgnoredAny>()?;

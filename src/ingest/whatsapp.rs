@@ -257,21 +257,26 @@ impl<R: Read> Lines<R> {
             return Ok(None);
         }
         self.number += 1;
-        let mut end = self.buf.len();
-        while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
-            end -= 1;
-        }
-        let start = if self.number == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
-            3
-        } else {
-            0
-        };
-        let bytes = &self.buf[start.min(end)..end];
-        let text = match std::str::from_utf8(bytes) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
-        Ok(Some((self.number, text)))
+        Ok(Some((self.number, line_text(&self.buf, self.number == 1))))
+    }
+}
+
+/// A line as read (its `\n` or `\r\n` included) as text: without the line
+/// break, without the BOM on the file's first line, invalid UTF-8 replaced.
+fn line_text(raw: &[u8], first: bool) -> Cow<'_, str> {
+    let mut end = raw.len();
+    while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let start = if first && raw.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let bytes = &raw[start.min(end)..end];
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -1006,26 +1011,13 @@ impl Survey {
         })
     }
 
-    /// The survey of one part (lines as [`Lines`] reads them; `first` for
+    /// The survey of one part (lines as [`line_text`] reads them; `first` for
     /// the part the file starts with, whose first line may carry a BOM),
     /// unbounded: [`Self::join`] applies the bounds.
     fn of_part(part: &[u8], first: bool) -> Survey {
         let mut survey = Survey::default();
         for (i, raw) in part.split_inclusive(|&b| b == b'\n').enumerate() {
-            let mut end = raw.len();
-            while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
-                end -= 1;
-            }
-            let start = if first && i == 0 && raw.starts_with(b"\xEF\xBB\xBF") {
-                3
-            } else {
-                0
-            };
-            let bytes = &raw[start.min(end)..end];
-            let line = match std::str::from_utf8(bytes) {
-                Ok(s) => Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(bytes),
-            };
+            let line = line_text(raw, first && i == 0);
             survey.has_text |= !line.trim().is_empty();
             if let Some(header) = parse_header(&line) {
                 survey.observe(&header);
