@@ -162,6 +162,51 @@ fn a_grown_export_adds_only_the_new_messages() {
 }
 
 #[test]
+fn authors_past_the_parsing_threads_cache_keep_their_contacts() {
+    // The parsing thread numbers authors and starts over past 100,000 of
+    // them; authors met again after that must still reach their contacts.
+    let dir = tempfile::tempdir().unwrap();
+    let chat = dir.path().join("crowd.lines");
+    let n = 100_010;
+    let mut s = String::new();
+    for i in 0..n + 20 {
+        let who = if i < n { i } else { i % 10 };
+        s.push_str(&format!(
+            "g|person {who}|{}|hi from {i}\n",
+            1_600_000_000 + i
+        ));
+    }
+    std::fs::write(&chat, s).unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let s = import(&store, &opts(vec![chat], &[]));
+    assert_eq!(
+        (s.messages, s.new, s.contacts),
+        (n as u64 + 20, n as u64 + 20, n as u64)
+    );
+    let mut thrice = 0;
+    for r in store.scan::<twin::ingest::records::Contact>([]) {
+        let c = r.unwrap().1;
+        let expected = match c.name.strip_prefix("person ") {
+            Some(k) if k.parse::<usize>().unwrap() < 10 => 3,
+            _ => 1,
+        };
+        thrice += (expected == 3) as usize;
+        assert_eq!(c.messages, expected, "{}", c.name);
+    }
+    assert_eq!(thrice, 10);
+    // Every message names its contact, and each contact's messages are its own.
+    for kv in store.tree(Tree::Messages).iter() {
+        let (_, v) = kv.unwrap();
+        let m: twin::ingest::records::Message = twin::store::codec::decode(&v).unwrap();
+        let contact = store
+            .get::<twin::ingest::records::Contact>(twin::ingest::records::Contact::key(m.author))
+            .unwrap()
+            .unwrap();
+        assert_eq!(contact.name, m.author_name);
+    }
+}
+
+#[test]
 fn identical_messages_in_the_same_minute_stay_two() {
     let dir = tempfile::tempdir().unwrap();
     let chat = dir.path().join("ok.lines");

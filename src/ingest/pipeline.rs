@@ -540,6 +540,48 @@ impl State {
         })
     }
 
+    /// Whether a message belongs to someone (or a conversation) the user forgot.
+    fn is_forgotten(
+        &mut self,
+        format: Format,
+        author: &super::Author,
+        conversation: Id,
+        ids: &[String],
+        is_me: bool,
+    ) -> bool {
+        let t = &self.tombstones;
+        if t.is_empty() {
+            return false;
+        }
+        if t.contains(&crate::privacy::tombstone::conversation_identity(
+            conversation,
+        )) {
+            return true;
+        }
+        let author = (format, author.name.clone(), author.handle.clone());
+        if let Some(&known) = self.forgotten_authors.get(&author) {
+            return known;
+        }
+        let forgotten = !is_me && t.any(ids);
+        self.forgotten_authors.insert(author, forgotten);
+        forgotten
+    }
+
+    /// The contact of an author, and whether that contact is me.
+    fn resolve_author(&self, ids: &[String], is_me: bool) -> (Id, bool) {
+        if is_me {
+            return (identity::me_id(), true);
+        }
+        let found = ids.iter().find_map(|i| self.aliases.get(i).copied());
+        let id = found.unwrap_or_else(|| {
+            id_of(&[
+                b"contact",
+                ids.first().map(String::as_bytes).unwrap_or(b"?"),
+            ])
+        });
+        (id, self.contacts.get(&id).is_some_and(|c| c.me))
+    }
+
     /// Bring a stored conversation into the cache before updating it.
     fn load_conversation(&mut self, store: &Store, id: Id) -> Result<(), StoreError> {
         if !self.conversations.contains_key(&id)
@@ -551,16 +593,29 @@ impl State {
     }
 }
 
-/// A message ready to store.
+/// A message ready to store. Its record, author set, is in one of the
+/// chunk buffers the batch holds.
 struct Pending {
     key: [u8; 16],
-    msg: Message,
+    /// Which of the batch's chunk buffers holds the record, and where.
+    chunk: usize,
+    rec: std::ops::Range<usize>,
+    author: Id,
+    /// The author's name as this message gives it.
+    name: Arc<str>,
+    at_ms: i64,
+    conversation: Id,
     /// The local day of the message (days since 1970-01-01).
     day: i64,
     /// Identities of the author, for aliases of a new contact.
     identities: Arc<[String]>,
     me: bool,
-    conversation_native: String,
+    conv: Arc<ConvMeta>,
+}
+
+/// A conversation as the importer names it, shared by its messages.
+struct ConvMeta {
+    native: String,
     title: Option<String>,
     group: Option<bool>,
 }
@@ -655,7 +710,6 @@ fn import_unit(
         store,
         format: unit.format,
         source_id,
-        opts,
         state,
         ctx,
         progress,
@@ -672,13 +726,17 @@ fn import_unit(
         unit_file: unit.files.first().cloned().unwrap_or_default(),
         forgotten: 0,
         last_conversation: None,
-        resolved: HashMap::default(),
+        slots: HashMap::default(),
+        held: Vec::new(),
     };
     // The importer parses on its own thread while this one stores what it
     // has read (two cores: parsing and sled's write path overlap).
     let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(4);
     let mut reader = ParseSink {
         format: unit.format,
+        source_id,
+        label: label.clone(),
+        voice: opts.voice.is_some(),
         zone: opts.zone,
         me,
         resume_from,
@@ -691,7 +749,7 @@ fn import_unit(
         known: HashMap::default(),
         next_slot: 0,
         problems: Vec::new(),
-        chunk: Vec::with_capacity(CHUNK),
+        chunk: Chunk::default(),
         tx: Some(tx),
         stop: &stop,
     };
@@ -773,35 +831,53 @@ const CHUNK: usize = 1024;
 
 /// What the parsing thread hands on, in the order the importer gave it.
 enum Item {
-    Messages(Vec<Parsed>),
+    Messages(Chunk),
     Document(Document),
 }
 
-/// A message as the parsing thread leaves it: hashed, its conversation and
-/// its author's identities known; the store side resolves the author.
+/// Messages handed on together, their records already encoded: the storing
+/// thread only sets each one's contact and copies it into the log.
+#[derive(Default)]
+struct Chunk {
+    /// Set when the parsing thread forgot the authors it had numbered: no
+    /// message from here on uses a slot defined before.
+    reset: bool,
+    /// Authors first met in this chunk, before the messages that use them.
+    authors: Vec<NewAuthor>,
+    messages: Vec<Parsed>,
+    /// The messages' records (as [`crate::store::codec::encode`] writes
+    /// them, author not yet set), back to back.
+    records: Vec<u8>,
+}
+
+/// A message as the parsing thread leaves it: hashed and encoded, its
+/// conversation and its author's slot known; the store side resolves the
+/// author.
 struct Parsed {
     /// Its place in the stream (people's messages and service lines).
     seq: u64,
     key: [u8; 16],
     at_ms: i64,
     conversation: Id,
+    conv: Arc<ConvMeta>,
     /// The local day of `at_ms` (worked out here, off the storing thread).
     day: i64,
-    /// The author as the parsing thread numbered them (see [`AuthorInfo`]).
+    /// The author as the parsing thread numbered them (see [`NewAuthor`]).
     author_slot: u32,
-    identities: Arc<[String]>,
-    is_me: bool,
-    raw: RawMessage,
+    /// Where its record is in the chunk's `records`.
+    rec: std::ops::Range<usize>,
+    /// Its audio attachment's name, when voice notes are transcribed.
+    voice: Option<String>,
 }
 
-/// What the parsing thread works out once per author (not once per message):
-/// their identities and whether they are me.
-struct AuthorInfo {
+/// An author the parsing thread met for the first time, with what is worked
+/// out once per author (not once per message): identities and whether they
+/// are me. Its messages carry only the slot.
+struct NewAuthor {
+    slot: u32,
+    author: super::Author,
     identities: Arc<[String]>,
     is_me: bool,
-    /// A number for the author, new for each author this thread meets (the
-    /// storing thread resolves each slot to a contact once).
-    slot: u32,
 }
 
 /// Authors remembered at most: an export has a few thousand; past this the
@@ -813,6 +889,11 @@ const MAX_CACHED_AUTHORS: usize = 100_000;
 /// chunks.
 struct ParseSink<'a> {
     format: Format,
+    source_id: Id,
+    /// The unit, for problems.
+    label: PathBuf,
+    /// Whether voice notes are wanted (their attachment names are picked out).
+    voice: bool,
     zone: Zone,
     me: &'a MeMatcher,
     /// Messages of the stream already stored by an interrupted run.
@@ -822,17 +903,17 @@ struct ParseSink<'a> {
     /// How often each (conversation, author, time, text) occurred so far, so two
     /// identical "ok"s in the same minute stay two messages.
     occurrences: super::occurrence::Occurrences,
-    /// The last conversation as the export names it, and its id.
-    conversation: Option<(String, Id)>,
+    /// The last conversation: its id, and as the export names it.
+    conversation: Option<(Id, Arc<ConvMeta>)>,
     service: u64,
     people: u64,
     authors: HashSet<String>,
-    /// Per-author work already done, by author as the export wrote them.
-    known: HashMap<super::Author, AuthorInfo, BuildHasherDefault<FastHasher>>,
-    /// The next [`AuthorInfo::slot`].
+    /// The slot of each author met, by author as the export wrote them.
+    known: HashMap<super::Author, u32, BuildHasherDefault<FastHasher>>,
+    /// The next [`NewAuthor::slot`].
     next_slot: u32,
     problems: Vec<Problem>,
-    chunk: Vec<Parsed>,
+    chunk: Chunk,
     tx: Option<std::sync::mpsc::SyncSender<Item>>,
     /// Set by the store side when it failed or was cancelled: stop handing on.
     stop: &'a AtomicBool,
@@ -848,8 +929,9 @@ impl ParseSink<'_> {
     }
 
     fn send_chunk(&mut self) {
-        if !self.chunk.is_empty() {
-            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        let c = &self.chunk;
+        if !c.messages.is_empty() || !c.authors.is_empty() || c.reset {
+            let chunk = std::mem::take(&mut self.chunk);
             self.send(Item::Messages(chunk));
         }
     }
@@ -874,16 +956,30 @@ impl Sink for ParseSink<'_> {
             m.text.as_bytes(),
             &[m.kind as u8],
         ]);
-        let conversation = match &self.conversation {
-            Some((native, id)) if *native == m.conversation => *id,
+        let last = match &self.conversation {
+            Some((id, c)) if c.native == m.conversation => {
+                Some((*id, c.title == m.conversation_title && c.group == m.group))
+            }
+            _ => None,
+        };
+        let (conversation, conv) = match (last, &self.conversation) {
+            (Some((id, true)), Some((_, c))) => (id, c.clone()),
             _ => {
-                let id = id_of(&[
-                    b"conversation",
-                    self.format.name().as_bytes(),
-                    m.conversation.as_bytes(),
-                ]);
-                self.conversation = Some((m.conversation.clone(), id));
-                id
+                let id = last.map(|(id, _)| id).unwrap_or_else(|| {
+                    id_of(&[
+                        b"conversation",
+                        self.format.name().as_bytes(),
+                        m.conversation.as_bytes(),
+                    ])
+                });
+                let meta = ConvMeta {
+                    native: m.conversation,
+                    title: m.conversation_title,
+                    group: m.group,
+                };
+                let meta = Arc::new(meta);
+                self.conversation = Some((id, meta.clone()));
+                (id, meta)
             }
         };
         let occurrence = self.occurrences.count(conversation, at_ms, content);
@@ -893,11 +989,14 @@ impl Sink for ParseSink<'_> {
             return;
         }
         self.people += 1;
-        let (identities, is_me, author_slot) = match self.known.get(&m.author) {
-            Some(a) => (a.identities.clone(), a.is_me, a.slot),
+        let author_slot = match self.known.get(&m.author) {
+            Some(&slot) => slot,
             None => {
                 if self.known.len() >= MAX_CACHED_AUTHORS {
+                    // Hand on what uses the old slots, then start over.
                     self.known.clear();
+                    self.send_chunk();
+                    self.chunk.reset = true;
                 }
                 if self.authors.len() < 100_000 {
                     self.authors
@@ -907,33 +1006,67 @@ impl Sink for ParseSink<'_> {
                 let is_me = self.me.is_me(&m.author, &identities);
                 let slot = self.next_slot;
                 self.next_slot = self.next_slot.wrapping_add(1);
-                self.known.insert(
-                    m.author.clone(),
-                    AuthorInfo {
-                        identities: identities.clone(),
-                        is_me,
-                        slot,
-                    },
-                );
-                (identities, is_me, slot)
+                self.known.insert(m.author.clone(), slot);
+                self.chunk.authors.push(NewAuthor {
+                    slot,
+                    author: m.author.clone(),
+                    identities,
+                    is_me,
+                });
+                slot
             }
         };
         if self.seen <= self.resume_from {
             return;
         }
         let key = hash128(&[&content, &occurrence.to_be_bytes()]);
-        self.chunk.push(Parsed {
+        let voice = if self.voice {
+            m.attachments
+                .iter()
+                .find_map(|a| super::voice_notes::wants(&a.kind, a.name.as_deref()))
+        } else {
+            None
+        };
+        let line = m.line;
+        let msg = Message {
+            source: self.source_id,
+            conversation,
+            // Set on the storing side, which knows the contacts.
+            author: 0,
+            author_name: m.author.name,
+            at_ms,
+            text: m.text,
+            attachments: m.attachments,
+            native_id: m.id,
+            reply_to: m.reply_to,
+            reactions: m.reactions,
+            edited: m.edited,
+            transcribed: None,
+        };
+        let records = &mut self.chunk.records;
+        let start = records.len();
+        if let Err(e) = crate::store::codec::encode_into(&msg, records) {
+            records.truncate(start);
+            self.problems.push(Problem {
+                file: self.label.clone(),
+                line,
+                reason: format!("this message could not be stored ({e}); skipped"),
+            });
+            return;
+        }
+        let rec = start..records.len();
+        self.chunk.messages.push(Parsed {
             seq: self.seen,
             key,
             at_ms,
             conversation,
+            conv,
             day: self.zone.local_day(at_ms),
             author_slot,
-            identities,
-            is_me,
-            raw: m,
+            rec,
+            voice,
         });
-        if self.chunk.len() >= CHUNK {
+        if self.chunk.messages.len() >= CHUNK {
             self.send_chunk();
         }
     }
@@ -957,7 +1090,6 @@ struct StoreSink<'a> {
     store: &'a Store,
     format: Format,
     source_id: Id,
-    opts: &'a Options,
     state: &'a mut State,
     ctx: &'a JobCtx,
     progress: &'a Arc<AtomicU64>,
@@ -979,53 +1111,26 @@ struct StoreSink<'a> {
     forgotten: u64,
     /// The conversation of the last message taken (its state is loaded).
     last_conversation: Option<Id>,
-    /// Each author slot of this unit, resolved: contact and whether it is me.
-    /// An author's contact does not change during a unit (aliases are only
-    /// ever added, for identities that had none), so once is enough.
-    resolved: HashMap<u32, (Id, bool), BuildHasherDefault<KeyHasher>>,
+    /// The authors the parsing thread numbered, by slot.
+    slots: HashMap<u32, Slot, BuildHasherDefault<KeyHasher>>,
+    /// The chunk buffers the batch's records are in (the last one is the
+    /// chunk being taken).
+    held: Vec<Vec<u8>>,
+}
+
+/// An author slot as the storing side knows it.
+struct Slot {
+    author: super::Author,
+    name: Arc<str>,
+    identities: Arc<[String]>,
+    is_me: bool,
+    /// Its contact and whether that is me, once resolved. An author's
+    /// contact does not change during a unit (aliases are only ever added,
+    /// for identities that had none), so once is enough.
+    resolved: Option<(Id, bool)>,
 }
 
 impl StoreSink<'_> {
-    /// Whether a message belongs to someone (or a conversation) the user forgot.
-    fn is_forgotten(
-        &mut self,
-        m: &RawMessage,
-        conversation: Id,
-        ids: &[String],
-        is_me: bool,
-    ) -> bool {
-        let t = &self.state.tombstones;
-        if t.is_empty() {
-            return false;
-        }
-        if t.contains(&crate::privacy::tombstone::conversation_identity(
-            conversation,
-        )) {
-            return true;
-        }
-        let author = (self.format, m.author.name.clone(), m.author.handle.clone());
-        if let Some(&known) = self.state.forgotten_authors.get(&author) {
-            return known;
-        }
-        let forgotten = !is_me && t.any(ids);
-        self.state.forgotten_authors.insert(author, forgotten);
-        forgotten
-    }
-
-    fn resolve_author(&self, ids: &[String], is_me: bool) -> (Id, bool) {
-        if is_me {
-            return (identity::me_id(), true);
-        }
-        let found = ids.iter().find_map(|i| self.state.aliases.get(i).copied());
-        let id = found.unwrap_or_else(|| {
-            id_of(&[
-                b"contact",
-                ids.first().map(String::as_bytes).unwrap_or(b"?"),
-            ])
-        });
-        (id, self.state.contacts.get(&id).is_some_and(|c| c.me))
-    }
-
     fn fail(&mut self, e: anyhow::Error) {
         self.failed = Some(e);
         self.stop.store(true, Ordering::Relaxed);
@@ -1037,7 +1142,21 @@ impl StoreSink<'_> {
         }
         match item {
             Item::Messages(chunk) => {
-                for p in chunk {
+                if chunk.reset {
+                    self.slots.clear();
+                }
+                for a in chunk.authors {
+                    let slot = Slot {
+                        name: a.author.name.as_str().into(),
+                        author: a.author,
+                        identities: a.identities,
+                        is_me: a.is_me,
+                        resolved: None,
+                    };
+                    self.slots.insert(a.slot, slot);
+                }
+                self.held.push(chunk.records);
+                for p in chunk.messages {
                     self.message(p);
                     if self.failed.is_some() {
                         return;
@@ -1050,75 +1169,60 @@ impl StoreSink<'_> {
 
     fn message(&mut self, p: Parsed) {
         self.seen = p.seq;
-        let Parsed {
-            key,
-            at_ms,
-            conversation,
-            day,
-            author_slot,
-            identities,
-            is_me,
-            raw: m,
-            ..
-        } = p;
-        if self.is_forgotten(&m, conversation, &identities, is_me) {
+        let Some(slot) = self.slots.get(&p.author_slot) else {
+            self.fail(anyhow::anyhow!(
+                "internal error: message {} came before its author",
+                p.seq
+            ));
+            return;
+        };
+        if self.state.is_forgotten(
+            self.format,
+            &slot.author,
+            p.conversation,
+            &slot.identities,
+            slot.is_me,
+        ) {
             self.forgotten += 1;
             return;
         }
-        if self.last_conversation != Some(conversation) {
-            self.last_conversation = Some(conversation);
-            if self.conversations.insert(conversation)
-                && let Err(e) = self.state.load_conversation(self.store, conversation)
+        if self.last_conversation != Some(p.conversation) {
+            self.last_conversation = Some(p.conversation);
+            if self.conversations.insert(p.conversation)
+                && let Err(e) = self.state.load_conversation(self.store, p.conversation)
             {
                 self.fail(e.into());
                 return;
             }
         }
-        let (author, me) = match self.resolved.get(&author_slot) {
-            Some(&r) => r,
-            None => {
-                let r = self.resolve_author(&identities, is_me);
-                if self.resolved.len() >= MAX_CACHED_AUTHORS {
-                    self.resolved.clear();
-                }
-                self.resolved.insert(author_slot, r);
-                r
-            }
+        let Some(slot) = self.slots.get_mut(&p.author_slot) else {
+            return;
         };
-        if self.opts.voice.is_some() {
-            for a in &m.attachments {
-                if let Some(name) = super::voice_notes::wants(&a.kind, a.name.as_deref()) {
-                    self.voice.push(super::voice_notes::Pending {
-                        key,
-                        name,
-                        unit_file: self.unit_file.clone(),
-                    });
-                    break;
-                }
-            }
+        let state = &*self.state;
+        let (author, me) = *slot
+            .resolved
+            .get_or_insert_with(|| state.resolve_author(&slot.identities, slot.is_me));
+        if let Some(name) = p.voice {
+            self.voice.push(super::voice_notes::Pending {
+                key: p.key,
+                name,
+                unit_file: self.unit_file.clone(),
+            });
         }
+        let chunk = self.held.len() - 1;
+        super::records::set_record_author(&mut self.held[chunk][p.rec.clone()], author);
         self.batch.push(Pending {
-            key,
-            msg: Message {
-                source: self.source_id,
-                conversation,
-                author,
-                author_name: m.author.name,
-                at_ms,
-                text: m.text,
-                attachments: m.attachments,
-                native_id: m.id,
-                reply_to: m.reply_to,
-                reactions: m.reactions,
-                edited: m.edited,
-                transcribed: None,
-            },
-            day,
-            identities,
+            key: p.key,
+            chunk,
+            rec: p.rec,
+            author,
+            name: slot.name.clone(),
+            at_ms: p.at_ms,
+            conversation: p.conversation,
+            day: p.day,
+            identities: slot.identities.clone(),
             me,
-            conversation_native: m.conversation,
-            title: m.conversation_title,
-            group: m.group,
+            conv: p.conv,
         });
         if self.batch.len() >= BATCH {
             self.flush();
@@ -1143,9 +1247,17 @@ impl StoreSink<'_> {
         self.documents += 1;
     }
 
+    /// Drop the chunk buffers of stored messages; the chunk being taken
+    /// stays for its remaining ones.
+    fn release_chunks(&mut self) {
+        let done = self.held.len().saturating_sub(1);
+        self.held.drain(..done);
+    }
+
     fn flush(&mut self) {
         if self.batch.is_empty() || self.failed.is_some() {
             self.batch.clear();
+            self.release_chunks();
             return;
         }
         if self.ctx.is_cancelled() {
@@ -1158,6 +1270,7 @@ impl StoreSink<'_> {
         let result = store_batch(
             self.store,
             &batch,
+            &self.held,
             &self.record,
             seen,
             self.state,
@@ -1174,6 +1287,7 @@ impl StoreSink<'_> {
             }
             Err(e) => self.fail(e.into()),
         }
+        self.release_chunks();
         let done = self.progress.load(Ordering::Relaxed);
         self.ctx
             .progress(done.min(self.total), Some(self.total), "bytes");
@@ -1187,6 +1301,7 @@ impl StoreSink<'_> {
 fn store_batch(
     store: &Store,
     batch: &[Pending],
+    records: &[Vec<u8>],
     record: &SourceRecord,
     seen: u64,
     state: &State,
@@ -1205,23 +1320,21 @@ fn store_batch(
         }
     }
     let mut bulk = Bulk::new();
+    let rec = |p: &Pending| &records[p.chunk][p.rec.clone()];
     bulk.reserve(
-        batch
-            .iter()
-            .map(|p| 16 + 64 + p.msg.text.len() + p.msg.author_name.len() + 33 + 8)
-            .sum(),
+        batch.iter().map(|p| 16 + p.rec.len() + 33 + 8).sum(),
         2 * batch.len(),
     );
     for (p, _) in batch.iter().zip(&new).filter(|(_, n)| **n) {
-        bulk.put_new(p.key, &p.msg)?;
-        let t = index::timeline_bytes(p.msg.conversation, p.msg.at_ms, &p.key);
-        bulk.put_new_raw(Tree::Timeline, t, p.msg.author.to_be_bytes());
+        bulk.put_new_raw(Tree::Messages, p.key, rec(p));
+        let t = index::timeline_bytes(p.conversation, p.at_ms, &p.key);
+        bulk.put_new_raw(Tree::Timeline, t, p.author.to_be_bytes());
     }
     store.write_bulk(bulk, |tx| {
         // Messages already stored are written again, as they always were
         // (the newest reading of a message wins).
         for (p, _) in batch.iter().zip(&new).filter(|(_, n)| !**n) {
-            tx.put(p.key, &p.msg)?;
+            tx.put_raw(Tree::Messages, p.key, rec(p).to_vec())?;
         }
         let updates = Updates::compute(batch, &new, state, format, source_id);
         for c in updates.contacts.values() {
@@ -1313,7 +1426,6 @@ impl Updates {
         let mut conv_at: FastMap<Id, usize> = FastMap::default();
         let mut members: HashSet<(Id, Id), BuildHasherDefault<KeyHasher>> = HashSet::default();
         for (p, &is_new) in batch.iter().zip(new) {
-            let m = &p.msg;
             if is_new {
                 match &mut last_day {
                     Some((d, n)) if *d == p.day => *n += 1,
@@ -1325,9 +1437,9 @@ impl Updates {
                     }
                 }
             }
-            let i = *author_at.entry(m.author).or_insert_with(|| {
+            let i = *author_at.entry(p.author).or_insert_with(|| {
                 authors.push((
-                    m.author,
+                    p.author,
                     AuthorAgg {
                         first: p,
                         me: false,
@@ -1342,27 +1454,27 @@ impl Updates {
             let agg = &mut authors[i].1;
             agg.me |= p.me;
             if std::ptr::eq(agg.first, p) {
-                lists.push((m.author, &p.identities));
+                lists.push((p.author, &p.identities));
             } else if !Arc::ptr_eq(&agg.first.identities, &p.identities)
                 && !lists
                     .iter()
-                    .any(|(a, l)| *a == m.author && Arc::ptr_eq(l, &p.identities))
+                    .any(|(a, l)| *a == p.author && Arc::ptr_eq(l, &p.identities))
             {
                 // The same contact under another identity list (rare).
-                lists.push((m.author, &p.identities));
+                lists.push((p.author, &p.identities));
             }
             if is_new {
                 agg.new += 1;
-                agg.first_ms = agg.first_ms.min(m.at_ms);
-                agg.last_ms = agg.last_ms.max(m.at_ms);
-                match agg.names.iter_mut().find(|(n, _)| *n == m.author_name) {
+                agg.first_ms = agg.first_ms.min(p.at_ms);
+                agg.last_ms = agg.last_ms.max(p.at_ms);
+                match agg.names.iter_mut().find(|(n, _)| *n == &*p.name) {
                     Some((_, k)) => *k += 1,
-                    None => agg.names.push((&m.author_name, 1)),
+                    None => agg.names.push((&*p.name, 1)),
                 }
             }
-            let j = *conv_at.entry(m.conversation).or_insert_with(|| {
+            let j = *conv_at.entry(p.conversation).or_insert_with(|| {
                 convs.push((
-                    m.conversation,
+                    p.conversation,
                     ConvAgg {
                         first: p,
                         title: None,
@@ -1377,18 +1489,18 @@ impl Updates {
             });
             let c = &mut convs[j].1;
             if c.title.is_none() {
-                c.title = p.title.as_ref();
+                c.title = p.conv.title.as_ref();
             }
             if c.group.is_none() {
-                c.group = p.group;
+                c.group = p.conv.group;
             }
-            if members.insert((m.conversation, m.author)) {
-                c.authors.push(m.author);
+            if members.insert((p.conversation, p.author)) {
+                c.authors.push(p.author);
             }
             if is_new {
                 c.new += 1;
-                c.first_ms = c.first_ms.min(m.at_ms);
-                c.last_ms = c.last_ms.max(m.at_ms);
+                c.first_ms = c.first_ms.min(p.at_ms);
+                c.last_ms = c.last_ms.max(p.at_ms);
             }
         }
         if let Some((d, n)) = last_day {
@@ -1400,13 +1512,13 @@ impl Updates {
             let p = agg.first;
             let mut c = state.contacts.get(id).cloned().unwrap_or_else(|| Contact {
                 id: *id,
-                name: p.msg.author_name.clone(),
+                name: p.name.to_string(),
                 names: Vec::new(),
                 handles: Vec::new(),
                 me: p.me,
                 messages: 0,
-                first_ms: p.msg.at_ms,
-                last_ms: p.msg.at_ms,
+                first_ms: p.at_ms,
+                last_ms: p.at_ms,
                 formats: Vec::new(),
             });
             if !c.formats.contains(&format) {
@@ -1461,13 +1573,13 @@ impl Updates {
                     id,
                     source,
                     format,
-                    native: p.conversation_native.clone(),
-                    title: p.title.clone(),
-                    group: p.group,
+                    native: p.conv.native.clone(),
+                    title: p.conv.title.clone(),
+                    group: p.conv.group,
                     participants: Vec::new(),
                     messages: 0,
-                    first_ms: p.msg.at_ms,
-                    last_ms: p.msg.at_ms,
+                    first_ms: p.at_ms,
+                    last_ms: p.at_ms,
                     windows_stale: false,
                 });
             if conv.title.is_none() {
