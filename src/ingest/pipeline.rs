@@ -956,22 +956,23 @@ impl Sink for ParseSink<'_> {
             m.text.as_bytes(),
             &[m.kind as u8],
         ]);
-        let last = match &self.conversation {
-            Some((id, c)) if c.native == m.conversation => {
-                Some((*id, c.title == m.conversation_title && c.group == m.group))
+        let (conversation, conv) = match &self.conversation {
+            Some((id, c))
+                if c.native == m.conversation
+                    && c.title == m.conversation_title
+                    && c.group == m.group =>
+            {
+                (*id, c.clone())
             }
-            _ => None,
-        };
-        let (conversation, conv) = match (last, &self.conversation) {
-            (Some((id, true)), Some((_, c))) => (id, c.clone()),
-            _ => {
-                let id = last.map(|(id, _)| id).unwrap_or_else(|| {
-                    id_of(&[
+            last => {
+                let id = match last {
+                    Some((id, c)) if c.native == m.conversation => *id,
+                    _ => id_of(&[
                         b"conversation",
                         self.format.name().as_bytes(),
                         m.conversation.as_bytes(),
-                    ])
-                });
+                    ]),
+                };
                 let meta = ConvMeta {
                     native: m.conversation,
                     title: m.conversation_title,
@@ -1169,7 +1170,7 @@ impl StoreSink<'_> {
 
     fn message(&mut self, p: Parsed) {
         self.seen = p.seq;
-        let Some(slot) = self.slots.get(&p.author_slot) else {
+        let Some(slot) = self.slots.get_mut(&p.author_slot) else {
             self.fail(anyhow::anyhow!(
                 "internal error: message {} came before its author",
                 p.seq
@@ -1195,9 +1196,6 @@ impl StoreSink<'_> {
                 return;
             }
         }
-        let Some(slot) = self.slots.get_mut(&p.author_slot) else {
-            return;
-        };
         let state = &*self.state;
         let (author, me) = *slot
             .resolved
